@@ -1,0 +1,354 @@
+"""AutoClip: clip gradients to a percentile of their own norm history."""
+
+import numbers
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from autoclip_optax import _order_stats
+
+DEFAULT_HISTORY_SIZE = 100_000
+"""Default window: covers the paper's 100 epochs x 800 batches (80,000 steps).
+
+Up to ``history_size`` steps the window holds every norm seen, which is the
+paper's unbounded history; after that the oldest norms are forgotten. The state
+costs ``8 * history_size`` bytes (800 kB at the default) and one update touches
+it once, which stays within a few percent of an Adam step on the paper's
+models (see ``benchmarks/overhead.py``).
+"""
+
+NO_CLIP = _order_stats.PAD
+"""Threshold reported when no clipping applies (the largest finite float32)."""
+
+# A squared norm below this may have lost precision to underflow: recompute
+# it with the gradient scaled by its largest magnitude.
+_SMALL_SQUARED_NORM = 1e-30
+
+
+class AutoClipState(NamedTuple):
+  """State of :func:`autoclip`.
+
+  Shapes are for the default global norm; with ``group_labels`` every field
+  except ``count`` gets a leading axis ``G`` (one entry per group, in the order
+  of ``sorted(set(labels))``).
+  """
+  count: jax.Array  # int32[], update calls so far (saturating).
+  threshold: jax.Array  # float32[], clip value used at the last step.
+  grad_norm: jax.Array  # float32[], pre-clip norm of the last step.
+  clipped: jax.Array  # bool[], whether the last update was scaled down.
+  num_clipped: jax.Array  # int32[], steps whose update was scaled down.
+  num_nonfinite: jax.Array  # int32[], steps whose norm was NaN or inf.
+  history: jax.Array  # float32[N], finite norms in arrival order (ring).
+  sorted_history: jax.Array  # float32[N], same, ascending, NO_CLIP padded.
+  history_length: jax.Array  # int32[], valid entries in the history (<= N).
+  next_index: jax.Array  # int32[], ring slot written next.
+
+
+def _is_static_number(x) -> bool:
+  return isinstance(x, (numbers.Number, np.ndarray, np.generic))
+
+
+def _validate(p, history_size, method, warmup_steps, warmup_max_norm,
+              group_labels):
+  """Raises ValueError for inconsistent Python arguments."""
+  if _is_static_number(p):
+    p_value = float(np.asarray(p))
+    if np.ndim(p) != 0 or not 0.0 <= p_value <= 100.0:  # False for NaN.
+      raise ValueError(f"p must be a number in [0, 100], got p={p!r}.")
+  if (isinstance(history_size, bool)
+      or not isinstance(history_size, (numbers.Integral,))):
+    raise ValueError(
+        "history_size must be a Python int (pass it in static_args when "
+        f"using optax.inject_hyperparams), got history_size={history_size!r}.")
+  if not 1 <= history_size <= _order_stats.MAX_WINDOW:
+    raise ValueError(
+        f"history_size must be in [1, {_order_stats.MAX_WINDOW}], got "
+        f"history_size={history_size!r}.")
+  if method not in _order_stats.PERCENTILE_METHODS:
+    raise ValueError(
+        f"method must be one of {_order_stats.PERCENTILE_METHODS}, got "
+        f"method={method!r}.")
+  if _is_static_number(warmup_steps):
+    if (isinstance(warmup_steps, bool) or np.ndim(warmup_steps) != 0
+        or int(warmup_steps) != warmup_steps or warmup_steps < 0):
+      raise ValueError(
+          "warmup_steps must be a non-negative integer, got "
+          f"warmup_steps={warmup_steps!r}.")
+  if warmup_max_norm is not None and _is_static_number(warmup_max_norm):
+    value = float(np.asarray(warmup_max_norm))
+    if not (np.isfinite(value) and value > 0):
+      raise ValueError(
+          "warmup_max_norm must be a finite positive number or None, got "
+          f"warmup_max_norm={warmup_max_norm!r}.")
+    if _is_static_number(warmup_steps) and warmup_steps == 0:
+      raise ValueError(
+          f"warmup_max_norm={warmup_max_norm!r} has no effect with "
+          "warmup_steps=0; set warmup_steps > 0 or drop warmup_max_norm.")
+  if isinstance(group_labels, str) and group_labels != "per_leaf":
+    raise ValueError(
+        "group_labels must be None, 'per_leaf', a pytree of labels or a "
+        f"callable returning one, got group_labels={group_labels!r}.")
+
+
+def _leaf_groups(tree, group_labels) -> tuple[list[int], int]:
+  """Group index of every leaf of ``tree`` and the number of groups."""
+  leaves, treedef = jax.tree.flatten(tree)
+  if group_labels is None:
+    return [0] * len(leaves), 1
+  if isinstance(group_labels, str):  # "per_leaf"
+    return list(range(len(leaves))), max(len(leaves), 1)
+  labels = group_labels(tree) if callable(group_labels) else group_labels
+  try:
+    label_leaves = treedef.flatten_up_to(labels)
+  except (ValueError, TypeError) as e:
+    raise ValueError(
+        "group_labels must have the structure of the parameters (one label "
+        f"per leaf): {e}") from e
+  for label in label_leaves:
+    if not isinstance(label, Hashable):
+      raise ValueError(f"group_labels leaves must be hashable, got {label!r}.")
+  names = sorted(set(label_leaves), key=repr)
+  index = {name: i for i, name in enumerate(names)}
+  return [index[label] for label in label_leaves], max(len(names), 1)
+
+
+def _squared_norm(leaves) -> jax.Array:
+  total = jnp.zeros([], jnp.float32)
+  for x in leaves:
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    total = total + jnp.sum(jnp.square(x.astype(acc))).astype(jnp.float32)
+  return total
+
+
+def _rescaled_norm(leaves) -> jax.Array:
+  """Norm computed as ``m * ||g / m||`` with ``m = max |g|``: no over/underflow."""
+  m = jnp.zeros([], jnp.float32)
+  for x in leaves:
+    m = jnp.maximum(m, jnp.max(jnp.abs(x)).astype(jnp.float32))
+  safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
+  scaled = jnp.zeros([], jnp.float32)
+  for x in leaves:
+    scaled = scaled + jnp.sum(jnp.square(x.astype(jnp.float32) / safe_m))
+  norm = safe_m * jnp.sqrt(scaled)
+  norm = jnp.where(m == 0, 0.0, norm)
+  return jnp.where(jnp.isposinf(m), jnp.inf, norm)
+
+
+def _robust_norm(leaves) -> jax.Array:
+  """Global L2 norm of ``leaves`` in float32, safe for huge and tiny values.
+
+  The plain sum of squares is used when it is representable; otherwise (it
+  overflowed, or underflowed below float32's range) the norm is recomputed with
+  the gradient rescaled by its largest magnitude. NaN entries give NaN and inf
+  entries give inf.
+  """
+  if not leaves:
+    return jnp.zeros([], jnp.float32)
+  squared = _squared_norm(leaves)
+  needs_rescale = (~jnp.isfinite(squared)) | (squared < _SMALL_SQUARED_NORM)
+  return jax.lax.cond(needs_rescale, lambda: _rescaled_norm(leaves),
+                      lambda: jnp.sqrt(squared))
+
+
+def _scale_leaf(x, scale):
+  acc = jnp.promote_types(x.dtype, jnp.float32)
+  return (x.astype(acc) * scale.astype(acc)).astype(x.dtype)
+
+
+def autoclip(
+    p: Union[float, jax.Array] = 10.0,
+    history_size: int = DEFAULT_HISTORY_SIZE,
+    *,
+    method: str = "linear",
+    warmup_steps: Union[int, jax.Array] = 0,
+    warmup_max_norm: Optional[Union[float, jax.Array]] = None,
+    group_labels: Union[None, str, Any, Callable[[Any], Any]] = None,
+) -> optax.GradientTransformationExtraArgs:
+  r"""Clips updates to the ``p``-th percentile of their own norm history.
+
+  AutoClip (Seetharaman et al., 2020, Algorithm 1). At step :math:`t` with
+  update :math:`g_t`:
+
+  .. math::
+
+    G_h(t) &= G_h(t-1) \cup \{\|g_t\|_2\} \\
+    \eta_c(t) &= \mathrm{percentile}_p(G_h(t)) \\
+    g_t &\leftarrow g_t \cdot \min\left(1, \frac{\eta_c(t)}{\|g_t\|_2}\right)
+
+  The norm is the global L2 norm over all leaves, accumulated in (at least)
+  float32 whatever the update dtype, and the current norm enters the history
+  before the percentile is taken. A zero update is left as is. The history is
+  a ring buffer of the last ``history_size`` finite norms; while fewer steps
+  have been taken, it is the paper's unbounded history. The percentile is
+  maintained incrementally (one removal and one insertion in a sorted copy of
+  the window per step, no sort) and equals ``np.percentile(window, p,
+  method=method)`` up to float32 rounding; integer ``p`` gives exact ranks.
+
+  ``p = 100`` never clips; ``p = 0`` clips every update to the smallest norm
+  seen so far.
+
+  **Non-finite updates.** A step whose norm is NaN or inf is not written to the
+  history and does not change any later threshold; its update passes through
+  unchanged (still non-finite, so it is visible downstream), and the state
+  stays finite (``grad_norm`` records :data:`NO_CLIP` and ``num_nonfinite``
+  counts the step). To skip such steps, wrap the whole chain::
+
+    optax.apply_if_finite(optax.chain(autoclip(10), optax.adam(1e-3)), 10)
+
+  **Traced hyperparameters.** ``p`` (and ``warmup_steps``,
+  ``warmup_max_norm``) may be traced, e.g. under
+  ``optax.inject_hyperparams(autoclip, static_args=("history_size",))(p=10.)``;
+  a new ``p`` applies from the next step on. ``history_size`` sets array shapes
+  and must be static: list it in ``static_args``.
+
+  Beyond the paper (all off by default, so defaults are paper-exact):
+
+  * ``warmup_steps``: for the first ``warmup_steps`` steps norms are recorded
+    but the update is not clipped, or clipped to ``warmup_max_norm`` if given.
+  * ``group_labels``: separate histories and thresholds per group (the paper's
+    future work on per-layer clipping). ``"per_leaf"`` makes one group per
+    leaf; otherwise give labels like :func:`optax.multi_transform`'s
+    ``param_labels`` (a pytree of hashable labels with the updates' structure,
+    or a callable mapping the updates to one). Each group is clipped by its own
+    norm to its own percentile.
+  * ``method``: numpy's ``"linear"`` (default), ``"lower"``, ``"higher"``,
+    ``"nearest"`` or ``"midpoint"`` percentile.
+
+  Args:
+    p: percentile in [0, 100] of the norm history to clip to.
+    history_size: number of most recent finite norms kept (static).
+    method: percentile interpolation method, as in ``numpy.percentile``.
+    warmup_steps: number of initial steps that use the fallback instead.
+    warmup_max_norm: fixed max norm during warmup; ``None`` means no clipping.
+    group_labels: ``None`` for one global norm, ``"per_leaf"``, or labels.
+
+  Returns:
+    An :class:`optax.GradientTransformationExtraArgs` whose state is an
+    :class:`AutoClipState`; read ``optax.tree.get(state, "threshold")`` inside
+    ``jit`` to log the clip value, and :func:`clip_fraction` for the fraction
+    of clipped steps.
+
+  Example:
+    >>> import jax.numpy as jnp, optax
+    >>> from autoclip_optax import autoclip
+    >>> opt = optax.chain(autoclip(p=10.0), optax.adam(1e-3))
+    >>> params = {"w": jnp.ones(3)}
+    >>> state = opt.init(params)
+    >>> updates, state = opt.update({"w": jnp.full(3, 2.0)}, state, params)
+    >>> float(optax.tree.get(state, "threshold"))  # Only one norm so far.
+    3.464...
+
+  References:
+    Seetharaman, Wichern, Pardo, Le Roux, `AutoClip: Adaptive Gradient
+    Clipping for Source Separation Networks
+    <https://arxiv.org/abs/2007.14469>`_, MLSP 2020.
+  """
+  _validate(p, history_size, method, warmup_steps, warmup_max_norm,
+            group_labels)
+  grouped = group_labels is not None
+
+  def _per_group(x, num_groups):
+    return jnp.broadcast_to(x, (num_groups,) + jnp.shape(x)) if grouped else x
+
+  def init_fn(params):
+    _, num_groups = _leaf_groups(params, group_labels)
+    window = _order_stats.init_window(history_size)
+    g = lambda x: _per_group(x, num_groups)  # pylint: disable=unnecessary-lambda-assignment
+    return AutoClipState(
+        count=jnp.zeros([], jnp.int32),
+        threshold=g(jnp.asarray(NO_CLIP, jnp.float32)),
+        grad_norm=g(jnp.zeros([], jnp.float32)),
+        clipped=g(jnp.zeros([], jnp.bool_)),
+        num_clipped=g(jnp.zeros([], jnp.int32)),
+        num_nonfinite=g(jnp.zeros([], jnp.int32)),
+        history=g(window.ring),
+        sorted_history=g(window.sorted),
+        history_length=g(window.length),
+        next_index=g(window.next_index),
+    )
+
+  def _step(norm, window, in_warmup):
+    """Order-statistics update of one group; returns (threshold, window)."""
+    finite = jnp.isfinite(norm)
+    window = _order_stats.push(window, jnp.where(finite, norm, 0.0), finite)
+    percentile = _order_stats.percentile_of_sorted(
+        window.sorted, window.length, p, method)
+    threshold = jnp.where(window.length > 0, percentile, NO_CLIP)
+    if warmup_max_norm is None:
+      fallback = jnp.float32(NO_CLIP)
+    else:
+      fallback = jnp.asarray(warmup_max_norm, jnp.float32)
+    threshold = jnp.where(in_warmup, fallback, threshold)
+    return threshold.astype(jnp.float32), window
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del params, extra_args
+    leaves, treedef = jax.tree.flatten(updates)
+    leaf_group, num_groups = _leaf_groups(updates, group_labels)
+    norms = jnp.stack([
+        _robust_norm([x for x, gi in zip(leaves, leaf_group) if gi == g])
+        for g in range(num_groups)
+    ])
+    if not grouped:
+      norms = norms[0]
+    window = _order_stats.Window(state.history, state.sorted_history,
+                                 state.history_length, state.next_index)
+    in_warmup = state.count < jnp.asarray(warmup_steps, jnp.int32)
+    step = jax.vmap(_step, in_axes=(0, 0, None)) if grouped else _step
+    threshold, window = step(norms, window, in_warmup)
+
+    finite = jnp.isfinite(norms)
+    clipped = finite & (norms > threshold)
+    # Division only where clipping happens: no 0/0 for zero updates.
+    scale = jnp.where(clipped, threshold / jnp.where(clipped, norms, 1.0), 1.0)
+    if grouped:
+      new_leaves = [_scale_leaf(x, scale[gi]) for x, gi in zip(leaves,
+                                                               leaf_group)]
+    else:
+      new_leaves = [_scale_leaf(x, scale) for x in leaves]
+    new_state = AutoClipState(
+        count=optax.safe_increment(state.count),
+        threshold=threshold,
+        grad_norm=jnp.where(finite, norms, NO_CLIP).astype(jnp.float32),
+        clipped=clipped,
+        num_clipped=jnp.where(clipped, optax.safe_increment(state.num_clipped),
+                              state.num_clipped),
+        num_nonfinite=jnp.where(finite, state.num_nonfinite,
+                                optax.safe_increment(state.num_nonfinite)),
+        history=window.ring,
+        sorted_history=window.sorted,
+        history_length=window.length,
+        next_index=window.next_index,
+    )
+    return jax.tree.unflatten(treedef, new_leaves), new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def clip_fraction(state: Any) -> jax.Array:
+  """Fraction of steps so far whose update AutoClip scaled down.
+
+  Args:
+    state: an :class:`AutoClipState` or any optimizer state containing exactly
+      one (e.g. the state of ``optax.chain(autoclip(...), optax.adam(...))``).
+
+  Returns:
+    float32 array: ``num_clipped / count`` (per group with ``group_labels``);
+    0 before the first step. Works inside ``jit``.
+  """
+  autoclip_states = [
+      s for s in jax.tree.leaves(
+          state, is_leaf=lambda x: isinstance(x, AutoClipState))
+      if isinstance(s, AutoClipState)
+  ]
+  if len(autoclip_states) != 1:
+    raise ValueError(
+        f"clip_fraction needs exactly one AutoClipState in state, found "
+        f"{len(autoclip_states)}.")
+  found = autoclip_states[0]
+  return found.num_clipped.astype(jnp.float32) / jnp.maximum(found.count, 1).astype(
+      jnp.float32)
