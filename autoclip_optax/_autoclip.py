@@ -154,9 +154,13 @@ def _robust_norm(leaves) -> jax.Array:
                       lambda: jnp.sqrt(squared))
 
 
-def _scale_leaf(x, scale):
+def _clip_leaf(x, clipped, norm, threshold):
+  """``x * threshold / norm`` where clipped, computed as ``(x / norm) *
+  threshold`` so the factor cannot underflow when ``threshold << norm``."""
   acc = jnp.promote_types(x.dtype, jnp.float32)
-  return (x.astype(acc) * scale.astype(acc)).astype(x.dtype)
+  x_acc = x.astype(acc)
+  clipped_x = (x_acc / norm.astype(acc)) * threshold.astype(acc)
+  return jnp.where(clipped, clipped_x, x_acc).astype(x.dtype)
 
 
 def autoclip(
@@ -303,13 +307,16 @@ def autoclip(
 
     finite = jnp.isfinite(norms)
     clipped = finite & (norms > threshold)
-    # Division only where clipping happens: no 0/0 for zero updates.
-    scale = jnp.where(clipped, threshold / jnp.where(clipped, norms, 1.0), 1.0)
+    # Divide only where clipping happens: no 0/0 for zero updates.
+    safe_norms = jnp.where(clipped, norms, 1.0)
     if grouped:
-      new_leaves = [_scale_leaf(x, scale[gi]) for x, gi in zip(leaves,
-                                                               leaf_group)]
+      new_leaves = [
+          _clip_leaf(x, clipped[gi], safe_norms[gi], threshold[gi])
+          for x, gi in zip(leaves, leaf_group)
+      ]
     else:
-      new_leaves = [_scale_leaf(x, scale) for x in leaves]
+      new_leaves = [_clip_leaf(x, clipped, safe_norms, threshold)
+                    for x in leaves]
     new_state = AutoClipState(
         count=optax.safe_increment(state.count),
         threshold=threshold,
