@@ -1,0 +1,437 @@
+"""Train and evaluate a BLSTM separator with AutoClip (paper Sec. 4).
+
+``train_and_evaluate(config, workdir)`` is the whole pipeline: data, model,
+optimizer ``optax.chain(autoclip(p), optax.adam(lr))`` (or no / fixed
+clipping), a jitted data-parallel train step over all visible devices, periodic
+validation, orbax checkpoints with resume, and a final test evaluation.
+
+It writes to ``workdir``:
+
+* ``metrics.jsonl``: one JSON object per logged step (``step``, ``loss``,
+  ``grad_norm``, ``threshold``, ``clipped``, ``clip_fraction``, ``lr_scale``,
+  and ``val_si_sdri_db`` on validation steps);
+* ``results.json``: the configuration and the test SI-SDR / SI-SDRi;
+* ``checkpoints/``: orbax checkpoints (``--resume`` continues from the last);
+* ``examples/``: a few separated test utterances as wav files.
+
+Command line: ``python -m examples.separation.train --help``.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+
+import autoclip_optax
+from examples.separation import configs
+from examples.separation import data as data_lib
+from examples.separation import inference
+from examples.separation import losses
+from examples.separation import metrics as metrics_lib
+from examples.separation import models
+from examples.separation import optimizer as optimizer_lib
+from examples.separation import signal
+
+HEADS = {"mi": "mi", "dc": "dc", "wkm": "dc", "chimera": "chimera",
+         "snr": "snr"}
+
+
+class TrainingError(RuntimeError):
+  """A run that cannot continue (e.g. a non-finite loss)."""
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState; the step counts optimizer updates."""
+
+
+# ----------------------------------------------------------------------------
+# Model, optimizer, data.
+# ----------------------------------------------------------------------------
+
+
+def create_model(config: configs.Config) -> models.Separator:
+  return models.Separator(
+      num_layers=config.num_layers, hidden=config.hidden,
+      head=HEADS[config.loss], embedding_dim=config.embedding_dim)
+
+
+def make_clipper(config: configs.Config) -> optax.GradientTransformation:
+  if config.clip == "autoclip":
+    return autoclip_optax.autoclip(config.p, config.history_size)
+  if config.clip == "fixed":
+    return optax.clip_by_global_norm(config.max_norm)
+  return optax.identity()
+
+
+def make_optimizer(config: configs.Config) -> optax.GradientTransformation:
+  """``chain(clipping, adam(lr))`` plus the configured lr schedule."""
+  return optimizer_lib.make_optimizer(config, make_clipper(config))
+
+
+def make_dataset(config: configs.Config, split: str):
+  """The configured dataset for ``split`` (validated up front)."""
+  num = {"train": None, "validation": config.num_val_examples,
+         "test": config.num_test_examples}[split]
+  if config.data != "synthetic" and config.max_eval_examples is not None:
+    num = config.max_eval_examples if split != "train" else None
+  synthetic = None
+  if config.environmental:
+    synthetic = data_lib.SyntheticConfig(
+        source_classes=("speech", "environmental"))
+  return data_lib.make_dataset(
+      config.data, config.data_root, split, seed=config.seed,
+      chunk_samples=signal.frames_to_samples(config.chunk_frames),
+      num_examples=num if config.data == "synthetic" or num else None,
+      synthetic=synthetic)
+
+
+def train_batch(dataset, config: configs.Config, step: int) -> dict:
+  """The training batch of ``step``: a pure function of (seed, step).
+
+  Drawing each batch from its own generator makes resumed runs see exactly
+  the batches an uninterrupted run sees.
+  """
+  rng = np.random.default_rng([config.seed, 1234, step])
+  return next(iter(dataset.batches(config.batch_size, rng)))
+
+
+# ----------------------------------------------------------------------------
+# Losses.
+# ----------------------------------------------------------------------------
+
+
+def per_example_loss(outputs: dict, batch: dict,
+                     config: configs.Config) -> jax.Array:
+  """The configured objective, one value per example ``[B]``."""
+  if config.loss == "snr":
+    return losses.snr_loss(outputs["waveforms"], batch["sources"])
+  mix_stft = outputs["mix_stft"]
+  mix_mag = jnp.abs(mix_stft)
+  source_stfts = signal.stft(batch["sources"])
+  if config.loss in ("mi", "chimera"):
+    targets = losses.psa_target(mix_stft, source_stfts)
+  if config.loss in ("dc", "wkm", "chimera"):
+    assignments = losses.ideal_binary_assignments(source_stfts)
+    weights = losses.magnitude_weights(mix_mag)
+  if config.loss == "mi":
+    return losses.mask_inference_loss(outputs["masks"], mix_mag, targets)
+  if config.loss == "dc":
+    return losses.deep_clustering_loss(outputs["embedding"], assignments,
+                                       weights)
+  if config.loss == "wkm":
+    return losses.whitened_kmeans_loss(outputs["embedding"], assignments,
+                                       weights)
+  return losses.chimera_loss(outputs["masks"], outputs["embedding"], mix_mag,
+                             targets, assignments, weights,
+                             alpha=config.chimera_alpha)
+
+
+def batch_loss(per_example: jax.Array, batch: dict, step: jax.Array,
+               config: configs.Config) -> jax.Array:
+  """Batch mean, or its softmax-reweighted replacement (``--reweight``)."""
+  return optimizer_lib.reduce_batch(per_example, batch, step, config)
+
+
+# ----------------------------------------------------------------------------
+# Train step.
+# ----------------------------------------------------------------------------
+
+
+def create_train_state(config: configs.Config, rng: jax.Array) -> TrainState:
+  model = create_model(config)
+  length = signal.frames_to_samples(config.chunk_frames)
+  params = model.init(rng, jnp.zeros((1, length), jnp.float32))["params"]
+  return TrainState.create(apply_fn=model.apply, params=params,
+                           tx=make_optimizer(config))
+
+
+def optimizer_logs(opt_state: Any, grads: Any,
+                   config: configs.Config) -> dict:
+  """Grad norm, clip threshold and clip flag, read inside jit."""
+  if config.clip == "autoclip":
+    return {
+        "grad_norm": optax.tree.get(opt_state, "grad_norm"),
+        "threshold": optax.tree.get(opt_state, "threshold"),
+        "clipped": optax.tree.get(opt_state, "clipped"),
+        "clip_fraction": autoclip_optax.clip_fraction(opt_state),
+    }
+  norm = optax.tree.norm(grads)
+  if config.clip == "fixed":
+    threshold = jnp.asarray(config.max_norm, jnp.float32)
+  else:
+    threshold = jnp.asarray(jnp.inf, jnp.float32)
+  return {"grad_norm": norm, "threshold": threshold,
+          "clipped": norm > threshold, "clip_fraction": jnp.float32(jnp.nan)}
+
+
+def make_train_step(config: configs.Config) -> Callable:
+  """``step(state, batch) -> (state, logs)``, to be jitted."""
+
+  def step(state: TrainState, batch: dict):
+    def loss_fn(params):
+      outputs = state.apply_fn({"params": params}, batch["mix"])
+      per_example = per_example_loss(outputs, batch, config)
+      return batch_loss(per_example, batch, state.step, config), per_example
+
+    (loss, per_example), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    # Like TrainState.apply_gradients, plus the extra arguments (the loss)
+    # that plateau schedulers read.
+    updates, opt_state = state.tx.update(
+        grads, state.opt_state, state.params,
+        **optimizer_lib.extra_args(per_example.mean(), config))
+    new_state = state.replace(
+        step=state.step + 1, params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state)
+    logs = {"loss": loss, "mean_loss": per_example.mean(),
+            **optimizer_logs(opt_state, grads, config),
+            **optimizer_lib.schedule_logs(opt_state)}
+    return new_state, logs
+
+  return step
+
+
+def make_mesh(num_devices: Optional[int] = None) -> Mesh:
+  devices = jax.devices()[:num_devices] if num_devices else jax.devices()
+  return Mesh(np.array(devices), ("data",))
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> dict:
+  sharding = NamedSharding(mesh, P("data"))
+  return {k: jax.device_put(np.asarray(v), sharding)
+          for k, v in batch.items() if k in ("mix", "sources", "classes")}
+
+
+# ----------------------------------------------------------------------------
+# Evaluation.
+# ----------------------------------------------------------------------------
+
+
+def make_separate_fn(config: configs.Config) -> Callable:
+  model = create_model(config)
+
+  @jax.jit
+  def separate(params, mix):
+    outputs = model.apply({"params": params}, mix)
+    return inference.estimate_sources(outputs, mix)
+
+  return separate
+
+
+def evaluate(params: Any, dataset, config: configs.Config,
+             separate: Optional[Callable] = None,
+             keep: int = 0) -> tuple[dict, list]:
+  """Mean SI-SDR / SI-SDRi over ``dataset.examples()`` (whole utterances).
+
+  Returns the summary dict and, for the first ``keep`` utterances, tuples
+  ``(name, mix, estimates, references)`` for listening.
+  """
+  separate = separate or make_separate_fn(config)
+  si_sdr, si_sdri, kept = [], [], []
+  for ex in dataset.examples():
+    mix = np.asarray(ex["mix"], np.float32)
+    # Pad to a multiple of the hop so few distinct shapes get compiled.
+    length = mix.shape[-1]
+    padded = int(-(-length // 2048) * 2048)
+    mix_in = np.zeros((1, padded), np.float32)
+    mix_in[0, :length] = mix
+    estimates = np.asarray(separate(params, jnp.asarray(mix_in)))[0, :,
+                                                                  :length]
+    if not np.all(np.isfinite(estimates)):
+      raise TrainingError(
+          f"non-finite separated signal for utterance {ex.get('name')}")
+    result = metrics_lib.separation_metrics(estimates, ex["sources"], mix)
+    si_sdr.append(float(np.mean(result["si_sdr"])))
+    si_sdri.append(float(np.mean(result["si_sdri"])))
+    if len(kept) < keep:
+      kept.append((ex.get("name", f"utt{len(kept)}"), mix,
+                   estimates[result["permutation"]], ex["sources"]))
+  return {"si_sdr_db": float(np.mean(si_sdr)),
+          "si_sdri_db": float(np.mean(si_sdri)),
+          "si_sdri_per_utterance_db": si_sdri,
+          "num_utterances": len(si_sdri)}, kept
+
+
+def write_wavs(kept: list, directory: pathlib.Path, sample_rate: int) -> None:
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  directory.mkdir(parents=True, exist_ok=True)
+  for name, mix, estimates, references in kept:
+    stem = str(name).replace(os.sep, "_")
+    peak = max(np.max(np.abs(mix)), 1e-9)
+    sf.write(directory / f"{stem}_mix.wav", mix / peak * 0.9, sample_rate)
+    for j in range(len(estimates)):
+      est = estimates[j] / max(np.max(np.abs(estimates[j])), 1e-9) * 0.9
+      sf.write(directory / f"{stem}_s{j + 1}_estimate.wav", est, sample_rate)
+      ref = references[j] / peak * 0.9
+      sf.write(directory / f"{stem}_s{j + 1}_reference.wav", ref, sample_rate)
+
+
+# ----------------------------------------------------------------------------
+# The loop.
+# ----------------------------------------------------------------------------
+
+
+def _json_value(x):
+  x = np.asarray(x)
+  if x.dtype == np.bool_:
+    return bool(x) if x.ndim == 0 else x.tolist()
+  if x.ndim == 0:
+    v = float(x)
+    return v if np.isfinite(v) else None
+  return [(float(v) if np.isfinite(v) else None) for v in x.ravel()]
+
+
+def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
+  """Drops log lines past ``last_step`` (written after the last checkpoint)."""
+  if not path.exists():
+    return
+  kept = [line for line in path.read_text().splitlines()
+          if line.strip() and json.loads(line)["step"] <= last_step]
+  path.write_text("".join(line + "\n" for line in kept))
+
+
+def _progress(total: int, initial: int, enabled: bool):
+  try:
+    from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  except ImportError:  # pragma: no cover
+    return None
+  return tqdm(total=total, initial=initial, disable=not enabled,
+              dynamic_ncols=True, desc="train")
+
+
+def train_and_evaluate(config: configs.Config, workdir: str,
+                       resume: bool = False,
+                       num_devices: Optional[int] = None,
+                       step_callback: Optional[Callable] = None) -> dict:
+  """Trains, validates, checkpoints and tests; returns ``results.json``'s dict.
+
+  Args:
+    config: the run's configuration.
+    workdir: output directory (created).
+    resume: continue from the latest checkpoint in ``workdir`` if any.
+    num_devices: use the first ``num_devices`` devices (default: all).
+    step_callback: optional ``fn(step, state, logs)`` called after each step.
+  """
+  configs.validate(config)
+  workdir_path = pathlib.Path(workdir)
+  workdir_path.mkdir(parents=True, exist_ok=True)
+  mesh = make_mesh(num_devices)
+  if config.batch_size % mesh.size:
+    raise ValueError(
+        f"batch_size={config.batch_size} must be a multiple of the number of "
+        f"devices ({mesh.size}); change --batch-size or set "
+        "CUDA_VISIBLE_DEVICES / XLA_FLAGS")
+  train_ds = make_dataset(config, "train")
+  val_ds = make_dataset(config, "validation")
+  test_ds = make_dataset(config, "test")
+
+  replicated = NamedSharding(mesh, P())
+  state = create_train_state(config, jax.random.key(config.seed))
+  state = jax.device_put(state, replicated)
+  ckpt_dir = (workdir_path / "checkpoints").absolute()
+  manager = ocp.CheckpointManager(
+      ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2,
+                                                     create=True))
+  metrics_path = workdir_path / "metrics.jsonl"
+  start = 0
+  if resume and manager.latest_step() is not None:
+    start = manager.latest_step()
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    _truncate_metrics(metrics_path, start)
+  elif metrics_path.exists():
+    metrics_path.unlink()
+
+  step_fn = jax.jit(make_train_step(config), donate_argnums=0)
+  separate = make_separate_fn(config)
+  bar = _progress(config.steps, start, config.progress)
+  t0 = time.time()
+  val_summary = None
+  with open(metrics_path, "a", encoding="utf-8") as log_file:
+    for step in range(start, config.steps):
+      batch = shard_batch(train_batch(train_ds, config, step), mesh)
+      state, logs = step_fn(state, batch)
+      logs = jax.device_get(logs)
+      loss = float(logs["loss"])
+      if not np.isfinite(loss):
+        raise TrainingError(
+            f"non-finite loss {loss} at step {step + 1} (loss={config.loss}, "
+            f"clip={config.clip}); stopping instead of training through it")
+      done = step + 1
+      if step_callback is not None:
+        step_callback(done, state, logs)
+      record = None
+      if done % config.log_every == 0 or done == config.steps:
+        record = {"step": done, **{k: _json_value(v) for k, v in logs.items()}}
+      if done % config.eval_every == 0 or done == config.steps:
+        val_summary, _ = evaluate(state.params, val_ds, config, separate)
+        record = record or {"step": done,
+                            **{k: _json_value(v) for k, v in logs.items()}}
+        record["val_si_sdri_db"] = val_summary["si_sdri_db"]
+        record["val_si_sdr_db"] = val_summary["si_sdr_db"]
+      if record is not None:
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+      if done % config.checkpoint_every == 0 or done == config.steps:
+        manager.save(done, args=ocp.args.StandardSave(state))
+      if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4g}",
+                        thr=f"{float(logs['threshold']):.3g}",
+                        clip=f"{float(logs['clip_fraction']):.2f}",
+                        refresh=False)
+      if bool(np.asarray(logs.get("stop", False))):
+        if bar is not None:
+          bar.write(f"schedule signalled stop at step {done}")
+        manager.save(done, args=ocp.args.StandardSave(state), force=True)
+        break
+  manager.wait_until_finished()
+  manager.close()
+  if bar is not None:
+    bar.close()
+  train_seconds = time.time() - t0
+
+  test_summary, kept = evaluate(state.params, test_ds, config, separate,
+                                keep=config.num_wav_examples)
+  write_wavs(kept, workdir_path / "examples", train_ds.sample_rate)
+  results = {
+      **dataclasses.asdict(config),
+      "steps_done": int(state.step),
+      "train_seconds_this_run": train_seconds,
+      "devices": mesh.size,
+      "final_threshold": _json_value(
+          optax.tree.get(state.opt_state, "threshold"))
+      if config.clip == "autoclip" else None,
+      "clip_fraction": _json_value(
+          autoclip_optax.clip_fraction(state.opt_state))
+      if config.clip == "autoclip" else None,
+      "val_si_sdri_db": val_summary["si_sdri_db"] if val_summary else None,
+      "test_si_sdr_db": test_summary["si_sdr_db"],
+      "test_si_sdri_db": test_summary["si_sdri_db"],
+      "test_si_sdri_per_utterance_db":
+          test_summary["si_sdri_per_utterance_db"],
+      "num_test_utterances": test_summary["num_utterances"],
+  }
+  (workdir_path / "results.json").write_text(json.dumps(results, indent=2))
+  return results
+
+
+def main(argv=None):  # pragma: no cover - thin wrapper
+  from examples.separation import cli  # pylint: disable=import-outside-toplevel
+  return cli.main(argv)
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
