@@ -154,13 +154,15 @@ def _robust_norm(leaves) -> jax.Array:
                       lambda: jnp.sqrt(squared))
 
 
-def _clip_leaf(x, clipped, norm, threshold):
-  """``x * threshold / norm`` where clipped, computed as ``(x / norm) *
-  threshold`` so the factor cannot underflow when ``threshold << norm``."""
+def _clip_leaf(x, inv_norm, threshold):
+  """``x * threshold / norm`` as ``(x * (1 / norm)) * threshold``.
+
+  ``|x| / norm <= 1``, so neither factor over- or underflows unless the result
+  does; with both factors 1 (no clipping) the leaf is returned exactly.
+  """
   acc = jnp.promote_types(x.dtype, jnp.float32)
-  x_acc = x.astype(acc)
-  clipped_x = (x_acc / norm.astype(acc)) * threshold.astype(acc)
-  return jnp.where(clipped, clipped_x, x_acc).astype(x.dtype)
+  return ((x.astype(acc) * inv_norm.astype(acc)) *
+          threshold.astype(acc)).astype(x.dtype)
 
 
 def autoclip(
@@ -307,16 +309,15 @@ def autoclip(
 
     finite = jnp.isfinite(norms)
     clipped = finite & (norms > threshold)
-    # Divide only where clipping happens: no 0/0 for zero updates.
-    safe_norms = jnp.where(clipped, norms, 1.0)
+    # Factors are exactly 1 where no clipping happens (no 0/0 for zero
+    # updates); a clipped norm is > threshold >= 0, so 1 / norm is finite.
+    inv_norm = jnp.where(clipped, 1.0 / jnp.where(clipped, norms, 1.0), 1.0)
+    factor = jnp.where(clipped, threshold, 1.0)
     if grouped:
-      new_leaves = [
-          _clip_leaf(x, clipped[gi], safe_norms[gi], threshold[gi])
-          for x, gi in zip(leaves, leaf_group)
-      ]
+      new_leaves = [_clip_leaf(x, inv_norm[gi], factor[gi])
+                    for x, gi in zip(leaves, leaf_group)]
     else:
-      new_leaves = [_clip_leaf(x, clipped, safe_norms, threshold)
-                    for x in leaves]
+      new_leaves = [_clip_leaf(x, inv_norm, factor) for x in leaves]
     new_state = AutoClipState(
         count=optax.safe_increment(state.count),
         threshold=threshold,
