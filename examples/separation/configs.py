@@ -69,6 +69,7 @@ class Config:
   # Data.
   data: str = "synthetic"
   data_root: Optional[str] = None
+  pairing: str = "any"
   num_val_examples: int = 16
   num_test_examples: int = 32
   max_eval_examples: Optional[int] = None
@@ -134,7 +135,7 @@ def validate(config: Config) -> None:
          f"p={c.p!r} must be in [0, 100]")
   if c.clip == "fixed":
     _check(c.max_norm is not None and c.max_norm > 0,
-           f"clip='fixed' needs max_norm > 0, got max_norm={c.max_norm!r}")
+           f"max_norm={c.max_norm!r}: clip='fixed' needs a positive max_norm")
   for name in ("num_layers", "hidden", "embedding_dim", "batch_size",
                "chunk_frames", "steps", "log_every", "eval_every",
                "checkpoint_every", "num_val_examples", "num_test_examples",

@@ -1,0 +1,1094 @@
+# Copyright 2024 The autoclip-optax Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Two-source mixtures for the separation example: synthetic and real data.
+
+All datasets are built with ``make_dataset`` and share one interface::
+
+  ds = make_dataset('synthetic', split='train', seed=0)    # no files needed
+  ds = make_dataset('wsj0-2mix', '/data/wsj0-2mix', split='test')
+  ds = make_dataset('libri2mix', '/data/Libri2Mix', split='validation')
+
+  for batch in ds.batches(batch_size=25, rng=0):   # infinite training stream
+    batch['mix']      # float32 [B, chunk_samples]
+    batch['sources']  # float32 [B, 2, chunk_samples]
+    batch['classes']  # int32   [B, 2]  (0 = speech, 1 = environmental)
+                      # (synthetic batches also carry 'speakers' int32 [B, 2])
+
+  batch = ds.batch_at(step, batch_size=25)          # the same, stateless:
+                                                    # resumable runs
+
+  for ex in ds.examples():                          # fixed evaluation set
+    ex['mix'], ex['sources'], ex['classes'], ex['name']   # [L], [2, L], [2]
+
+  for batch in ds.eval_batches(batch_size=8):       # same set, zero-padded
+    batch['lengths']  # int32 [B]; plus mix / sources / classes / names
+
+Splits are ``'train'``, ``'validation'`` and ``'test'`` (aliases: ``tr``,
+``cv``, ``valid``, ``val``, ``dev``, ``tt``). Audio is 8 kHz, float32, mono.
+
+Training chunks (paper Sec. 4.3). The STFT of ``signal.py`` uses centred
+frames (``1 + ceil(L / 64)`` frames of 256 samples, hop 64), so the paper's
+400-frame sequences are ``DEFAULT_CHUNK_SAMPLES = 64 * (400 - 1) = 25536``
+samples -- the number the paper quotes for its waveform network.
+``batches`` takes one chunk per utterance at a uniformly random offset; an
+utterance shorter than the chunk is read whole and zero-padded at the end.
+Real-data batches go through the utterances in a fresh random order every
+epoch (``num_examples`` utterances), wrapping around forever; ``batch_at``
+gives batch ``step`` of such a stream without state (epoch permutations seeded
+by ``(seed, epoch)``, offsets by ``(seed, step)``), so that a run resumed at
+step ``k`` sees the batches an uninterrupted run would.
+
+Synthetic data (``name='synthetic'``, the default, nothing to download).
+Generated in vectorised numpy at 8 kHz, deterministically from ``seed``:
+
+* speech-like talkers: a band-limited harmonic series (closed-form Dirichlet
+  kernel, no aliasing) on a time-varying f0 contour (pitch targets per
+  syllable, interpolated between syllable centres), shaped frame by frame in
+  the STFT domain by a four-formant vowel envelope with formant transitions,
+  gated by a syllable-rate on/off envelope (3.5-6 syllables/s, with pauses),
+  plus aspiration noise and fricative/plosive noise bursts at syllable onsets.
+  Each speaker id owns its pitch range (low or high register), formant scale,
+  speaking rate, spectral tilt and breathiness. The speaker pools of the three
+  splits are disjoint (``SyntheticConfig.num_speakers``), and so are their
+  random streams (``SeedSequence([seed, split, ...])``);
+* optionally, environmental-like sounds (``source_classes``): band-pass noise
+  bursts with tremolo, swept harmonic chirps/beeps and resonant impacts with
+  exponential decay, a few events per clip;
+* mixing as in wsj0-2mix: both sources normalised to the same power, then set
+  to a random relative level of 0-5 dB (either one louder), the mixture at
+  -30..-20 dBFS, ``mix = sources.sum(0)`` exactly (in float32).
+
+Measured difficulty (100 training chunks of 25536 samples, seed 0): the
+mixture's SI-SDR against its sources averages 0.0 dB (+-2.5 dB for the
+louder / quieter one); an oracle ideal ratio mask with the mixture phase
+gains 13.4 dB SI-SDRi on average (10th percentile 11.3 dB; 14.3 dB with
+environmental sounds mixed in). A batch of 25 such chunks generates in about
+0.2 s on one (shared) CPU core.
+
+The training split is an endless on-the-fly stream (``batches``), with a
+nominal ``epoch_size`` of 20,000 mixtures (the size of wsj0-2mix ``tr``).
+Validation and test are fixed sets of ``num_validation`` / ``num_test``
+utterances of 2-4 s, example ``i`` generated from its own seed (any prefix
+is the same set). ``batches`` on an evaluation split streams fresh mixtures
+from that split's speakers.
+
+wsj0-2mix (``name='wsj0-2mix'``). Expected layout (the one of the official
+scripts)::
+
+  ROOT/.../{tr,cv,tt}/{mix,s1,s2}/NAME.wav
+
+e.g. ``ROOT/wav8k/min/tt/mix/NAME.wav``; the same ``NAME`` must exist in
+``mix``, ``s1`` and ``s2``. The split directory is searched for under ``ROOT``;
+when several match (``wav8k``/``wav16k``, ``min``/``max``), the one whose path
+contains ``wav8k`` and ``min`` (``mode``) wins.
+
+Libri2Mix (``name='libri2mix'``). Expected layout (``LibriMix`` scripts)::
+
+  ROOT/.../metadata/mixture_{SUBSET}_mix_{TYPE}.csv
+
+with columns ``mixture_path, source_1_path, source_2_path`` (and optionally
+``mixture_ID`` and ``length``, checked when present), SUBSET ``train-100``
+(``train_subset`` option, e.g. ``train-360``) for train, ``dev`` for
+validation and ``test`` for test, TYPE ``clean`` (``mix_type`` option). The
+preferred CSV is under ``wav8k/min``. Paths in the CSV may be absolute paths
+from another machine: a path that does not exist is looked up relative to the
+directory above ``metadata`` (e.g. ``wav8k/min/test/s1/NAME.wav``), to the CSV
+directory and to ``ROOT``, using its last 3 components when it is absolute.
+
+Errors. Every problem found in a listing raises ``DatasetError`` (a
+``ValueError``) with a one-line message naming the culprit, before any
+training: a missing root (with the expected layout), no split directory or
+CSV, a missing partner file (``s1``/``s2``/``mix``), a sample rate other than
+``sample_rate``, a multi-channel file, unequal lengths of mixture and sources,
+an unreadable file. The whole listing is validated up front with cheap
+``soundfile.info`` calls (no audio is read).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import pathlib
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+import scipy.fft
+import soundfile as sf
+
+SAMPLE_RATE = 8000
+NUM_SOURCES = 2
+WINDOW_LENGTH = 256  # 32 ms, as signal.py.
+HOP_LENGTH = 64  # 8 ms, as signal.py.
+DEFAULT_CHUNK_FRAMES = 400
+DEFAULT_CHUNK_SAMPLES = HOP_LENGTH * (DEFAULT_CHUNK_FRAMES - 1)  # 25536.
+
+CLASS_NAMES = ('speech', 'environmental')
+SPEECH, ENVIRONMENTAL = 0, 1
+SPLITS = ('train', 'validation', 'test')
+
+_SPLIT_ALIASES = {
+    'train': 'train', 'tr': 'train',
+    'validation': 'validation', 'valid': 'validation', 'val': 'validation',
+    'cv': 'validation', 'dev': 'validation',
+    'test': 'test', 'tt': 'test',
+}
+_CLASS_ALIASES = {
+    'speech': SPEECH, 'environmental': ENVIRONMENTAL, 'env': ENVIRONMENTAL,
+    'any': -1,
+}
+
+Batch = dict[str, np.ndarray]
+
+
+class DatasetError(ValueError):
+  """A dataset that cannot be used as is (missing files, bad audio...)."""
+
+
+def frames_to_samples(num_frames: int) -> int:
+  """Chunk length in samples for ``num_frames`` centred STFT frames."""
+  return HOP_LENGTH * (num_frames - 1)
+
+
+def canonical_split(split: str) -> str:
+  """``'train'``, ``'validation'`` or ``'test'`` for a split name or alias."""
+  try:
+    return _SPLIT_ALIASES[split.lower()]
+  except KeyError:
+    raise ValueError(f'unknown split {split!r}; expected one of '
+                     f'{sorted(_SPLIT_ALIASES)}') from None
+
+
+class SeparationDataset(Protocol):
+  """What the training and evaluation loops rely on."""
+
+  name: str
+  split: str
+  sample_rate: int
+  chunk_samples: int
+  num_examples: int
+
+  def batches(
+      self, batch_size: int, rng: np.random.Generator | int | None = None
+  ) -> Iterator[Batch]:
+    """Endless random training chunks: mix [B, L], sources [B, 2, L]."""
+
+  def batch_at(self, step: int, batch_size: int) -> Batch:
+    """Training batch number ``step``, statelessly (resumable runs)."""
+
+  def examples(self) -> Iterator[dict]:
+    """The fixed evaluation set, whole utterances, in a deterministic order."""
+
+  def eval_batches(
+      self, batch_size: int, pad_to_multiple: int = ...
+  ) -> Iterator[Batch]:
+    """``examples`` grouped and zero-padded, with ``lengths``."""
+
+
+class _Base:
+  """Shared ``eval_batches``."""
+
+  sample_rate: int = SAMPLE_RATE
+
+  def examples(self) -> Iterator[dict]:
+    raise NotImplementedError
+
+  def eval_batches(
+      self, batch_size: int, pad_to_multiple: int = 4 * 1024
+  ) -> Iterator[Batch]:
+    """Groups ``examples()`` into zero-padded batches.
+
+    Args:
+      batch_size: utterances per batch (the last batch may be smaller).
+      pad_to_multiple: the padded length is rounded up to a multiple of this,
+        which bounds the number of distinct shapes a jitted step sees.
+
+    Yields:
+      ``mix`` float32 [B, L], ``sources`` float32 [B, 2, L], ``classes``
+      int32 [B, 2], ``lengths`` int32 [B] and ``names`` (a list of str).
+    """
+    group = []
+    for ex in self.examples():
+      group.append(ex)
+      if len(group) == batch_size:
+        yield _pad_group(group, pad_to_multiple)
+        group = []
+    if group:
+      yield _pad_group(group, pad_to_multiple)
+
+
+def _pad_group(group: list[dict], multiple: int) -> Batch:
+  lengths = np.array([ex['mix'].shape[-1] for ex in group], np.int32)
+  length = int(-(-lengths.max() // multiple) * multiple)
+  mix = np.zeros((len(group), length), np.float32)
+  sources = np.zeros((len(group), NUM_SOURCES, length), np.float32)
+  for i, ex in enumerate(group):
+    mix[i, :lengths[i]] = ex['mix']
+    sources[i, :, :lengths[i]] = ex['sources']
+  return {
+      'mix': mix,
+      'sources': sources,
+      'classes': np.stack([ex['classes'] for ex in group]).astype(np.int32),
+      'lengths': lengths,
+      'names': [ex['name'] for ex in group],
+  }
+
+
+def _as_rng(rng, default_key: Sequence[int]) -> np.random.Generator:
+  if isinstance(rng, np.random.Generator):
+    return rng
+  key = list(default_key) + ([] if rng is None else [int(rng)])
+  return np.random.default_rng(key)
+
+
+# ===========================================================================
+# Synthetic mixtures.
+# ===========================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+  """Settings of the synthetic mixtures.
+
+  Attributes:
+    source_classes: class of source 0 and source 1: ``'speech'``,
+      ``'environmental'`` (``'env'``) or ``'any'`` (drawn per mixture, with
+      ``environmental_probability``). ``('speech', 'speech')`` is two-talker
+      speech separation; ``('any', 'any')`` gives all four class pairs.
+    environmental_probability: probability that an ``'any'`` source is
+      environmental.
+    num_speakers: sizes of the disjoint train / validation / test speaker
+      pools.
+    max_relative_level_db: relative level of the two sources, uniform in
+      ``[0, max]`` dB, either one louder.
+    mixture_level_dbfs: range of the mixture RMS level.
+    eval_seconds: range of the evaluation utterance durations.
+    num_validation: size of the fixed validation set.
+    num_test: size of the fixed test set.
+    epoch_size: nominal number of training mixtures per epoch.
+    pairing: ``'any'`` pairs two distinct speakers of the split at random;
+      ``'cross_register'`` always pairs a low-register with a high-register
+      talker (like the mixed-gender half of wsj0-2mix: an easier task).
+  """
+  source_classes: tuple[str, str] = ('speech', 'speech')
+  environmental_probability: float = 0.5
+  num_speakers: tuple[int, int, int] = (100, 20, 20)
+  max_relative_level_db: float = 5.0
+  mixture_level_dbfs: tuple[float, float] = (-30.0, -20.0)
+  eval_seconds: tuple[float, float] = (2.0, 4.0)
+  num_validation: int = 200
+  num_test: int = 200
+  epoch_size: int = 20_000
+  pairing: str = 'any'
+
+  def __post_init__(self):
+    if self.pairing not in ('any', 'cross_register'):
+      raise ValueError(f"pairing must be 'any' or 'cross_register', got "
+                       f'{self.pairing!r}')
+    if len(self.source_classes) != NUM_SOURCES:
+      raise ValueError(f'source_classes needs {NUM_SOURCES} entries, got '
+                       f'{self.source_classes!r}')
+    for c in self.source_classes:
+      if c not in _CLASS_ALIASES:
+        raise ValueError(f'unknown source class {c!r}; expected one of '
+                         f'{sorted(_CLASS_ALIASES)}')
+    if len(self.num_speakers) != 3 or min(self.num_speakers) < 2:
+      raise ValueError('num_speakers needs 3 pool sizes of at least 2, got '
+                       f'{self.num_speakers!r}')
+
+
+# STFT used for synthesis only (numpy; 256-sample sqrt-Hann, hop 64). Frame t
+# covers original samples [64 t - 192, 64 t + 64), so every sample is covered
+# by exactly 4 frames and the squared-window overlap-add is exactly 2.
+_SYN_PAD = WINDOW_LENGTH - HOP_LENGTH
+_FREQS = np.arange(WINDOW_LENGTH // 2 + 1) * SAMPLE_RATE / WINDOW_LENGTH
+_SQRT_HANN = np.sqrt(0.5 - 0.5 * np.cos(
+    2 * np.pi * np.arange(WINDOW_LENGTH) / WINDOW_LENGTH)).astype(np.float32)
+
+
+def _syn_num_frames(length: int) -> int:
+  return (length + _SYN_PAD - 1) // HOP_LENGTH + 1
+
+
+def _syn_frame_times(length: int) -> np.ndarray:
+  """Frame centres in seconds."""
+  t = np.arange(_syn_num_frames(length))
+  return (HOP_LENGTH * t + WINDOW_LENGTH // 2 - _SYN_PAD) / SAMPLE_RATE
+
+
+def _syn_stft(x: np.ndarray) -> np.ndarray:
+  """``[..., L]`` -> complex64 ``[..., T, 129]``."""
+  length = x.shape[-1]
+  n = _syn_num_frames(length)
+  padded = np.zeros(x.shape[:-1] + (HOP_LENGTH * (n - 1) + WINDOW_LENGTH,),
+                    np.float32)
+  padded[..., _SYN_PAD:_SYN_PAD + length] = x
+  frames = np.lib.stride_tricks.sliding_window_view(
+      padded, WINDOW_LENGTH, axis=-1)[..., ::HOP_LENGTH, :] * _SQRT_HANN
+  return scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
+
+
+def _syn_istft(spec: np.ndarray, length: int) -> np.ndarray:
+  """Inverse of ``_syn_stft``: ``[..., T, 129]`` -> float32 ``[..., L]``."""
+  frames = scipy.fft.irfft(spec, n=WINDOW_LENGTH, axis=-1).astype(
+      np.float32, copy=False)
+  frames *= _SQRT_HANN
+  n = frames.shape[-2]
+  lead = frames.shape[:-2]
+  blocks = frames.reshape(*lead, n, WINDOW_LENGTH // HOP_LENGTH, HOP_LENGTH)
+  out = np.zeros((*lead, n + 3, HOP_LENGTH), np.float32)
+  for k in range(WINDOW_LENGTH // HOP_LENGTH):
+    out[..., k:k + n, :] += blocks[..., k, :]
+  out = out.reshape(*lead, -1)
+  return out[..., _SYN_PAD:_SYN_PAD + length] * 0.5
+
+
+def _row_searchsorted(edges: np.ndarray, times: np.ndarray) -> np.ndarray:
+  """Per-row ``searchsorted(edges[m], times, 'right') - 1``; [M, K], [T]."""
+  m, k = edges.shape
+  span = max(edges.max() - edges.min(), times.max() - times.min()) + 1.0
+  offset = (np.arange(m) * 4 * span)[:, None]
+  flat = np.searchsorted((edges + offset).ravel(),
+                         (times[None, :] + offset).ravel(), side='right')
+  return flat.reshape(m, -1) - 1 - np.arange(m)[:, None] * k
+
+
+def _lorentzian(freqs, centre, bandwidth):
+  """Amplitude resonance peak of height 1, -3 dB at ``centre +- bw / 2``."""
+  return 1.0 / np.sqrt(1.0 + ((freqs - centre) / (0.5 * bandwidth)) ** 2)
+
+
+# Vowel formants F1-F3 (Hz, adult male; Peterson & Barney 1952).
+_VOWELS = np.array([
+    [270, 2290, 3010], [390, 1990, 2550], [530, 1840, 2480],
+    [660, 1720, 2410], [730, 1090, 2440], [570, 840, 2410],
+    [440, 1020, 2240], [300, 870, 2240], [640, 1190, 2390],
+    [490, 1350, 1690],
+], np.float64)
+_FORMANT_BANDWIDTHS = np.array([50.0, 70.0, 100.0, 150.0])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Speakers:
+  """Voice parameters of a pool of speakers, one array entry per speaker."""
+  ids: np.ndarray
+  f0: np.ndarray  # median f0, Hz.
+  f0_spread: np.ndarray  # syllable-to-syllable pitch std, semitones.
+  formant_scale: np.ndarray  # vocal-tract scaling of the formants.
+  formant_gains: np.ndarray  # [n, 4] relative formant amplitudes.
+  rate: np.ndarray  # syllables per second.
+  tilt: np.ndarray  # spectral tilt exponent.
+  breath: np.ndarray  # aspiration noise level.
+  pause: np.ndarray  # probability of a silent syllable.
+
+  def take(self, idx: np.ndarray) -> '_Speakers':
+    return _Speakers(*(getattr(self, f.name)[idx]
+                       for f in dataclasses.fields(self)))
+
+
+# Median f0 separating the low (85-150 Hz) and high (165-255 Hz) registers.
+_HIGH_REGISTER_F0 = 157.0
+
+
+def _make_speakers(ids: np.ndarray) -> _Speakers:
+  """Voices drawn from a seed per speaker id (independent of ``seed``)."""
+  rows = []
+  for i in ids:
+    r = np.random.default_rng([0x5EED5, int(i)])
+    high = r.random() < 0.5
+    f0 = np.exp(r.uniform(np.log(165), np.log(255)) if high
+                else r.uniform(np.log(85), np.log(150)))
+    scale = r.uniform(1.02, 1.17) if high else r.uniform(0.88, 1.02)
+    gains = np.array([1.0, r.uniform(0.4, 0.9), r.uniform(0.15, 0.5),
+                      r.uniform(0.05, 0.25)])
+    rows.append((int(i), f0, r.uniform(1.0, 3.0), scale, gains,
+                 r.uniform(3.5, 6.0), r.uniform(0.4, 1.1),
+                 r.uniform(0.03, 0.2), r.uniform(0.05, 0.2)))
+  cols = list(zip(*rows))
+  return _Speakers(*(np.array(c) for c in cols))
+
+
+def _interp_centres(values, k, t, centres):
+  """Piecewise-linear interpolation of per-syllable values between centres.
+
+  Args:
+    values: [M, K] or [M, K, J] per-syllable values.
+    k: [M, T] syllable index of each frame (1 <= k <= K - 2).
+    t: [T] frame times.
+    centres: [M, K] syllable centre times.
+
+  Returns:
+    [M, T] or [M, T, J].
+  """
+  c_k = np.take_along_axis(centres, k, axis=1)
+  left = np.where(t[None] < c_k, k - 1, k)
+  c0 = np.take_along_axis(centres, left, axis=1)
+  c1 = np.take_along_axis(centres, left + 1, axis=1)
+  frac = np.clip((t[None] - c0) / (c1 - c0), 0.0, 1.0)
+  if values.ndim == 3:
+    v0 = np.take_along_axis(values, left[..., None], axis=1)
+    v1 = np.take_along_axis(values, left[..., None] + 1, axis=1)
+    frac = frac[..., None]
+  else:
+    v0 = np.take_along_axis(values, left, axis=1)
+    v1 = np.take_along_axis(values, left + 1, axis=1)
+  return v0 + frac * (v1 - v0)
+
+
+def _speech(rng: np.random.Generator, spk: _Speakers,
+            length: int) -> np.ndarray:
+  """Speech-like waveforms, one per speaker row: float32 [M, length]."""
+  m = len(spk.ids)
+  seconds = length / SAMPLE_RATE
+  num_syl = int(np.ceil(seconds * 10)) + 10
+  t = _syn_frame_times(length)  # [T]
+  num_frames = len(t)
+
+  # Syllable grid: durations around 1 / rate, the first syllable ending just
+  # before the first frame so that every frame has a syllable on both sides.
+  shape = 6.0
+  dur = rng.gamma(shape, 1.0 / (shape * spk.rate[:, None]), (m, num_syl))
+  dur = np.clip(dur, 0.1, 0.6)
+  first_end = t[0] - 0.01 - rng.uniform(0, 1, (m, 1)) * dur[:, 1:2]
+  starts = np.concatenate(
+      [first_end - dur[:, :1], first_end + np.cumsum(dur[:, 1:], axis=1)
+       - dur[:, 1:]], axis=1)
+  centres = starts + 0.5 * dur
+  k = _row_searchsorted(starts, t)  # [M, T]
+  u = (t[None] - np.take_along_axis(starts, k, 1)) / np.take_along_axis(
+      dur, k, 1)
+
+  # Per-syllable attributes.
+  silent = rng.random((m, num_syl)) < spk.pause[:, None]
+  gain = 10 ** (rng.normal(0, 5, (m, num_syl)) / 20) * ~silent
+  consonant = rng.choice(3, (m, num_syl), p=[0.35, 0.35, 0.3])
+  cons_frac = np.where(consonant > 0, rng.uniform(0.12, 0.35, (m, num_syl)),
+                       0.0)
+  fric_centre = rng.uniform(1800, 3800, (m, num_syl))
+  vowel = _VOWELS[rng.integers(0, len(_VOWELS), (m, num_syl))]  # [M, K, 3]
+  vowel = vowel * rng.uniform(0.94, 1.06, vowel.shape)
+  f4 = np.full((m, num_syl, 1), 3350.0) * rng.uniform(0.97, 1.03, (m, 1, 1))
+  formants = np.concatenate([vowel, f4], -1) * spk.formant_scale[:, None, None]
+  formants = np.minimum(formants, 3850.0)
+  log_f0 = (np.log(spk.f0)[:, None]
+            + spk.f0_spread[:, None] / 12 * np.log(2)
+            * rng.standard_normal((m, num_syl)))
+
+  # Frame-rate controls.
+  take = lambda a: np.take_along_axis(a, k, 1)
+  cf = take(cons_frac)
+  uv = np.clip((u - cf) / (1 - cf), 0, 1)
+  voiced_amp = take(gain) * np.sin(np.pi * uv) * (u >= cf)
+  uc = np.clip(u / np.maximum(cf, 1e-3), 0, 1)
+  ctype = take(consonant)
+  fric_amp = take(gain) * (u < cf) * np.where(
+      ctype == 1, 0.5 * np.sqrt(np.sin(np.pi * uc)),
+      np.where(ctype == 2, (uc > 0.6) * (1 - uc) / 0.4, 0.0))
+  f0_frames = np.exp(_interp_centres(log_f0, k, t, centres))
+  f0_frames *= 1 + 0.003 * rng.standard_normal((m, num_frames))
+  f0_frames = np.clip(f0_frames, 60.0, 420.0)
+
+  # Harmonic excitation: sum_{h=1..H} cos(h phi), closed form, with H set so
+  # that the highest harmonic stays below 3.9 kHz at the highest f0. The
+  # phase is accumulated in float64, the rest is float32.
+  pos = (np.arange(length) + _SYN_PAD - WINDOW_LENGTH // 2) / HOP_LENGTH
+  i0 = np.clip(pos.astype(np.int64), 0, num_frames - 2)
+  frac = pos - i0
+  f0_samples = f0_frames[:, i0] * (1 - frac) + f0_frames[:, i0 + 1] * frac
+  phase = np.cumsum(f0_samples, axis=1) * (2 * np.pi / SAMPLE_RATE)
+  phase += rng.uniform(0, 2 * np.pi, (m, 1))
+  phase -= 2 * np.pi * np.floor(phase * (0.5 / np.pi))
+  phase = phase.astype(np.float32)
+  num_harm = np.floor(3900.0 / f0_frames.max(axis=1, keepdims=True)
+                      ).astype(np.float32)
+  half = np.sin(0.5 * phase)
+  safe = np.abs(half) > 1e-6
+  excitation = np.sin((num_harm + 0.5) * phase)
+  excitation /= 2 * np.where(safe, half, 1.0)
+  excitation -= 0.5
+  excitation = np.where(safe, excitation, num_harm)
+  noise = rng.standard_normal((m, length), dtype=np.float32)
+  noise *= np.sqrt(num_harm / 2)
+  harmonic_spec = _syn_stft(excitation)
+  noise_spec = _syn_stft(noise)
+
+  # Spectral envelopes (parallel formant resonances with source tilt),
+  # computed every other frame: formants move slowly.
+  freqs = _FREQS.astype(np.float32)
+  sub = slice(None, None, 2)
+  form = _interp_centres(formants, k[:, sub], t[sub], centres).astype(
+      np.float32)  # [M, T/2, 4]
+  bw = (_FORMANT_BANDWIDTHS * spk.formant_scale[:, None])[:, None, :].astype(
+      np.float32)
+  gains = spk.formant_gains.astype(np.float32)
+  envelope = np.zeros(form.shape[:2] + (len(freqs),), np.float32)
+  for j in range(form.shape[-1]):
+    envelope += gains[:, None, None, j] * _lorentzian(
+        freqs, form[..., j:j + 1], bw[..., j:j + 1])
+  envelope = np.repeat(envelope, 2, axis=1)[:, :num_frames]
+  tilt = ((1 + freqs / 300.0)[None, :] ** -spk.tilt[:, None]).astype(
+      np.float32)  # [M, F]
+  envelope *= tilt[:, None]
+  envelope += 1e-3
+  # Consonant noise: a sibilant-like resonance (fricatives) or a flat burst
+  # (plosives), one spectral shape per syllable.
+  fric_shape = np.where(
+      (consonant == 1)[..., None],
+      _lorentzian(freqs, fric_centre[..., None], 1500.0),
+      0.5 * np.sqrt(tilt)[:, None]).astype(np.float32)  # [M, K, F]
+  fric_shape = np.take_along_axis(fric_shape, k[..., None], 1)
+  voiced = voiced_amp[..., None].astype(np.float32) * envelope
+  unvoiced = (spk.breath[:, None, None].astype(np.float32) * voiced
+              + fric_amp[..., None].astype(np.float32) * fric_shape)
+  return _syn_istft(harmonic_spec * voiced + noise_spec * unvoiced, length)
+
+
+def _environmental(rng: np.random.Generator, m: int,
+                   length: int) -> np.ndarray:
+  """Environmental-like sounds: float32 [m, length]."""
+  seconds = length / SAMPLE_RATE
+  num_events = max(2, int(round(2 * seconds)))  # About 2 events / s.
+  t = _syn_frame_times(length)
+  freqs = _FREQS.astype(np.float32)
+  kind = rng.integers(0, 3, (m, num_events))  # 0 noise, 1 chirp, 2 impact.
+  active = rng.random((m, num_events)) < 0.8
+  active[:, 0] = True
+  onset = rng.uniform(-0.2, max(seconds - 0.2, 0.0), (m, num_events))
+  duration = rng.uniform(0.2, 1.5, (m, num_events))
+  gain = 10 ** (rng.normal(0, 4, (m, num_events)) / 20) * active
+
+  # Noise bursts: band-pass noise with attack / release and tremolo.
+  rel = t[None, None] - onset[..., None]  # [m, E, T]
+  attack = rng.uniform(0.01, 0.1, (m, num_events, 1))
+  release = rng.uniform(0.02, 0.2, (m, num_events, 1))
+  burst = np.clip(np.minimum(rel / attack, (duration[..., None] - rel)
+                             / release), 0, 1)
+  tremolo = 1 - rng.uniform(0, 0.8, (m, num_events, 1)) * (
+      0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 20, (m, num_events, 1))
+                         * rel))
+  centre = np.exp(rng.uniform(np.log(150), np.log(3500), (m, num_events, 1)))
+  width = rng.uniform(0.3, 1.5, (m, num_events, 1))
+  band = np.exp(-0.5 * (np.log2(np.maximum(freqs, 15.0) / centre) / width)
+                ** 2)  # [m, E, F]
+  # Impacts: exponential decay, 1-3 repeats, three resonant modes.
+  tau = rng.uniform(0.02, 0.25, (m, num_events, 1))
+  spacing = rng.uniform(0.08, 0.3, (m, num_events, 1))
+  repeats = rng.integers(1, 4, (m, num_events, 1))
+  since = np.where(rel >= 0, np.mod(rel, spacing), np.inf)
+  since = np.where(rel < repeats * spacing, since, rel - (repeats - 1)
+                   * spacing)
+  decay = np.exp(-since / tau)
+  modes = np.exp(rng.uniform(np.log(200), np.log(3600), (m, num_events, 3)))
+  q = rng.uniform(8, 40, (m, num_events, 3))
+  modal = _lorentzian(freqs[None, None, :, None], modes[:, :, None],
+                      modes[:, :, None] / q[:, :, None]).sum(-1) + 0.05
+
+  time_env = np.where(kind[..., None] == 0, burst * tremolo, decay)
+  time_env *= (kind[..., None] != 1) * gain[..., None]  # [m, E, T]
+  spectral = np.where(kind[..., None] == 0, band, modal)  # [m, E, F]
+  shape = np.matmul(time_env.astype(np.float32).transpose(0, 2, 1),
+                    spectral.astype(np.float32))  # [m, T, F]
+  noise = _syn_stft(rng.standard_normal((m, length), dtype=np.float32))
+  out = _syn_istft(noise * shape, length)
+
+  # Chirps and beeps: log sweeps with up to 3 harmonics and a raised-cosine
+  # envelope, synthesised over their own span only, then scattered into out.
+  rows, cols = np.nonzero((kind == 1) & active)
+  if len(rows):
+    f_start = np.exp(rng.uniform(np.log(150), np.log(3000), len(rows)))
+    f_end = np.clip(f_start * 2 ** rng.uniform(-2, 2, len(rows)), 100, 3500)
+    span = np.round(duration[rows, cols] * SAMPLE_RATE).astype(np.int64)
+    first = np.round(onset[rows, cols] * SAMPLE_RATE).astype(np.int64)
+    n = np.arange(span.max())
+    frac = np.minimum(n[None] / span[:, None], 1.0)
+    inst = f_start[:, None] * (f_end / f_start)[:, None] ** frac
+    phase = np.cumsum(inst, axis=1) * (2 * np.pi / SAMPLE_RATE)
+    phase -= 2 * np.pi * np.floor(phase * (0.5 / np.pi))
+    phase = phase.astype(np.float32)
+    tone = np.sin(phase)
+    top = np.maximum(f_start, f_end)[:, None]
+    for h, amp in ((2, 0.5), (3, 0.25)):
+      tone += (amp * (h * top < 3900)).astype(np.float32) * np.sin(h * phase)
+    tone *= (np.sin(np.pi * frac) ** 2 * gain[rows, cols][:, None]).astype(
+        np.float32)
+    where = first[:, None] + n[None]
+    keep = (n[None] < span[:, None]) & (where >= 0) & (where < length)
+    flat = (rows[:, None] * length + where)[keep]
+    out += np.bincount(flat, weights=tone[keep], minlength=m * length
+                       ).reshape(m, length).astype(np.float32)
+  return out
+
+
+def _mix(rng: np.random.Generator, sources: np.ndarray,
+         config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+  """Level-normalises and mixes ``[B, 2, L]`` sources (float64 in)."""
+  power = np.mean(sources.astype(np.float64) ** 2, axis=-1, keepdims=True)
+  sources = sources / np.sqrt(np.maximum(power, 1e-12))
+  b = sources.shape[0]
+  rel_db = rng.uniform(0, config.max_relative_level_db, b)
+  rel_db *= np.where(rng.random(b) < 0.5, 1.0, -1.0)
+  gains = 10 ** (np.stack([rel_db, -rel_db], 1) / 40)
+  sources = sources * gains[..., None]
+  mix = sources.sum(1)
+  level = 10 ** (rng.uniform(*config.mixture_level_dbfs, b) / 20)
+  scale = level / np.sqrt(np.mean(mix ** 2, axis=-1) + 1e-12)
+  peak = np.abs(sources).sum(1).max(-1) * scale
+  scale = np.where(peak > 0.99, scale * 0.99 / np.maximum(peak, 1e-12), scale)
+  sources = (sources * scale[:, None, None]).astype(np.float32)
+  return sources.sum(1), sources
+
+
+class SyntheticMixtures(_Base):
+  """Synthetic two-source mixtures; see the module docstring."""
+
+  name = 'synthetic'
+
+  def __init__(
+      self,
+      split: str = 'train',
+      *,
+      seed: int = 0,
+      chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+      config: SyntheticConfig | None = None,
+      num_examples: int | None = None,
+  ):
+    self.split = canonical_split(split)
+    self.seed = int(seed)
+    self.chunk_samples = int(chunk_samples)
+    self.config = config or SyntheticConfig()
+    self.sample_rate = SAMPLE_RATE
+    self._split_code = SPLITS.index(self.split)
+    sizes = self.config.num_speakers
+    first = sum(sizes[:self._split_code])
+    self.speaker_ids = np.arange(first, first + sizes[self._split_code])
+    self._speakers = _make_speakers(self.speaker_ids)
+    default = {'train': self.config.epoch_size,
+               'validation': self.config.num_validation,
+               'test': self.config.num_test}[self.split]
+    self.num_examples = int(default if num_examples is None else num_examples)
+
+  def generate(self, rng: np.random.Generator, batch_size: int,
+               length: int) -> Batch:
+    """One batch of fresh mixtures of ``length`` samples from this split.
+
+    Returns:
+      ``mix`` float32 [B, L], ``sources`` float32 [B, 2, L], ``classes``
+      int32 [B, 2] and ``speakers`` int32 [B, 2] (speaker ids, -1 for
+      environmental sources).
+    """
+    cfg = self.config
+    classes = np.empty((batch_size, NUM_SOURCES), np.int32)
+    for j, name in enumerate(cfg.source_classes):
+      code = _CLASS_ALIASES[name]
+      if code < 0:
+        code = (rng.random(batch_size) < cfg.environmental_probability)
+      classes[:, j] = code
+    # Two distinct speakers per mixture (used where the class is speech).
+    pool = len(self.speaker_ids)
+    if cfg.pairing == 'cross_register':
+      low = np.flatnonzero(self._speakers.f0 < _HIGH_REGISTER_F0)
+      high = np.flatnonzero(self._speakers.f0 >= _HIGH_REGISTER_F0)
+      if not len(low) or not len(high):
+        raise ValueError('cross_register pairing needs both registers in '
+                         f'the {self.split} speaker pool')
+      pair = np.stack([low[rng.integers(0, len(low), batch_size)],
+                       high[rng.integers(0, len(high), batch_size)]], 1)
+      swap = rng.random(batch_size) < 0.5
+      picks = np.where(swap[:, None], pair[:, ::-1], pair)
+    else:
+      first = rng.integers(0, pool, batch_size)
+      second = (first + rng.integers(1, pool, batch_size)) % pool
+      picks = np.stack([first, second], 1)
+    sources = np.zeros((batch_size, NUM_SOURCES, length), np.float32)
+    is_speech = classes == SPEECH
+    if is_speech.any():
+      sources[is_speech] = _speech(
+          rng, self._speakers.take(picks[is_speech]), length)
+    if (~is_speech).any():
+      sources[~is_speech] = _environmental(rng, int((~is_speech).sum()),
+                                           length)
+    mix, sources = _mix(rng, sources, cfg)
+    speakers = np.where(is_speech, self.speaker_ids[picks], -1)
+    return {'mix': mix, 'sources': sources, 'classes': classes,
+            'speakers': speakers.astype(np.int32)}
+
+  def batches(
+      self, batch_size: int, rng: np.random.Generator | int | None = None
+  ) -> Iterator[Batch]:
+    """Endless fresh chunks of ``chunk_samples`` (``speakers`` included)."""
+    rng = _as_rng(rng, [self.seed, self._split_code, 1])
+    while True:
+      yield self.generate(rng, batch_size, self.chunk_samples)
+
+  def batch_at(self, step: int, batch_size: int) -> Batch:
+    """Training batch ``step``, a pure function of ``(seed, split, step)``."""
+    rng = np.random.default_rng([self.seed, self._split_code, 3, step])
+    return self.generate(rng, batch_size, self.chunk_samples)
+
+  def example(self, index: int) -> dict:
+    """Evaluation utterance ``index`` (its own seed), 2-4 s by default."""
+    rng = np.random.default_rng([self.seed, self._split_code, 2, index])
+    lo, hi = self.config.eval_seconds
+    length = int(rng.uniform(lo, hi) * SAMPLE_RATE)
+    batch = self.generate(rng, 1, length)
+    ex = {key: value[0] for key, value in batch.items()}
+    ex['name'] = f'synthetic-{self.split}-{index:05d}'
+    return ex
+
+  def examples(self) -> Iterator[dict]:
+    """``num_examples`` fixed utterances: mix [L], sources [2, L], ..."""
+    for i in range(self.num_examples):
+      yield self.example(i)
+
+
+# ===========================================================================
+# Datasets of wav files.
+# ===========================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+  """One mixture on disk and its two sources."""
+  name: str
+  mix_path: pathlib.Path
+  source_paths: tuple[pathlib.Path, pathlib.Path]
+  num_samples: int
+
+
+def _check_audio(
+    paths: Sequence[pathlib.Path], sample_rate: int,
+    expected_length: int | None = None,
+) -> int:
+  """Validates a mixture and its sources with ``soundfile.info``."""
+  lengths = []
+  for path in paths:
+    try:
+      info = sf.info(str(path))
+    except Exception as e:  # soundfile raises several types.
+      raise DatasetError(f'cannot read audio file {path}: {e}') from None
+    if info.samplerate != sample_rate:
+      raise DatasetError(f'sample rate {info.samplerate} Hz != expected '
+                         f'{sample_rate} Hz: {path}')
+    if info.channels != 1:
+      raise DatasetError(f'{info.channels} channels, expected mono: {path}')
+    lengths.append(info.frames)
+  reference = lengths[0] if expected_length is None else expected_length
+  for path, n in zip(paths, lengths):
+    if n != reference:
+      raise DatasetError(
+          f'unequal lengths: {path} has {n} samples, expected {reference} '
+          f'(mixture {paths[0]})')
+  return lengths[0]
+
+
+def _read(path: pathlib.Path, start: int = 0,
+          stop: int | None = None) -> np.ndarray:
+  audio, _ = sf.read(str(path), start=start, stop=stop, dtype='float32',
+                     always_2d=False)
+  return audio
+
+
+class FileMixtures(_Base):
+  """Mixtures listed as ``Utterance`` records (wsj0-2mix, Libri2Mix)."""
+
+  def __init__(
+      self,
+      name: str,
+      split: str,
+      utterances: Sequence[Utterance],
+      *,
+      seed: int = 0,
+      chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+      sample_rate: int = SAMPLE_RATE,
+  ):
+    self.name = name
+    self.split = canonical_split(split)
+    self.utterances = list(utterances)
+    self.seed = int(seed)
+    self.chunk_samples = int(chunk_samples)
+    self.sample_rate = int(sample_rate)
+    self.num_examples = len(self.utterances)
+    self._split_code = SPLITS.index(self.split)
+    if not self.utterances:
+      raise DatasetError(f'{name} {self.split}: no utterances found')
+
+  def _load(self, utt: Utterance, start: int = 0,
+            stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    mix = _read(utt.mix_path, start, stop)
+    sources = np.stack([_read(p, start, stop) for p in utt.source_paths])
+    return mix, sources
+
+  def _chunks(self, indices: np.ndarray, rng: np.random.Generator) -> Batch:
+    """Random-offset chunks of the utterances ``indices``, zero-padded."""
+    length = self.chunk_samples
+    mix = np.zeros((len(indices), length), np.float32)
+    sources = np.zeros((len(indices), NUM_SOURCES, length), np.float32)
+    for i, idx in enumerate(indices):
+      utt = self.utterances[idx]
+      start = int(rng.integers(0, max(utt.num_samples - length, 0) + 1))
+      m, s = self._load(utt, start, min(start + length, utt.num_samples))
+      mix[i, :len(m)] = m
+      sources[i, :, :s.shape[-1]] = s
+    return {'mix': mix, 'sources': sources,
+            'classes': np.zeros((len(indices), NUM_SOURCES), np.int32)}
+
+  def batches(
+      self, batch_size: int, rng: np.random.Generator | int | None = None
+  ) -> Iterator[Batch]:
+    """Endless random chunks, epoch after epoch in a shuffled order.
+
+    Every utterance gives one chunk of ``chunk_samples`` per epoch at a random
+    offset; shorter utterances are zero-padded at the end.
+    """
+    rng = _as_rng(rng, [self.seed, self._split_code, 1])
+    order = np.empty(0, np.int64)
+    while True:
+      while len(order) < batch_size:
+        order = np.concatenate([order, rng.permutation(self.num_examples)])
+      picked, order = order[:batch_size], order[batch_size:]
+      yield self._chunks(picked, rng)
+
+  def batch_at(self, step: int, batch_size: int) -> Batch:
+    """Batch ``step`` of a fixed epoch-shuffled stream, computed statelessly.
+
+    Position ``p = step * batch_size + i`` is utterance ``p % N`` of the
+    permutation of epoch ``p // N`` (seeded by ``(seed, epoch)``), so that
+    consecutive steps cover every utterance once per epoch and a resumed run
+    sees the same batches; chunk offsets are seeded by ``(seed, step)``.
+    """
+    n = self.num_examples
+    positions = step * batch_size + np.arange(batch_size)
+    indices = np.empty(batch_size, np.int64)
+    for epoch in np.unique(positions // n):
+      perm = np.random.default_rng(
+          [self.seed, self._split_code, 4, int(epoch)]).permutation(n)
+      here = positions // n == epoch
+      indices[here] = perm[positions[here] % n]
+    rng = np.random.default_rng([self.seed, self._split_code, 5, step])
+    return self._chunks(indices, rng)
+
+  def examples(self) -> Iterator[dict]:
+    """Whole utterances in listing (name) order."""
+    for utt in self.utterances:
+      mix, sources = self._load(utt)
+      yield {'mix': mix, 'sources': sources,
+             'classes': np.zeros(NUM_SOURCES, np.int32), 'name': utt.name}
+
+
+# --- wsj0-2mix --------------------------------------------------------------
+
+_WSJ_SPLIT_DIRS = {'train': 'tr', 'validation': 'cv', 'test': 'tt'}
+_WSJ_LAYOUT = ('ROOT/.../{tr,cv,tt}/{mix,s1,s2}/*.wav, '
+               'e.g. ROOT/wav8k/min/tt/mix')
+_WSJ_FOLDERS = ('mix', 's1', 's2')
+
+
+def _missing_root(name: str, root: pathlib.Path, layout: str) -> DatasetError:
+  return DatasetError(f'{name} root not found: {root} (expected {layout})')
+
+
+def _preference(path: pathlib.Path, sample_rate: int, mode: str):
+  parts = [p.lower() for p in path.parts]
+  return (f'wav{sample_rate // 1000}k' not in parts, mode not in parts,
+          len(parts), str(path))
+
+
+def find_wsj0_2mix_split(root: str | os.PathLike, split: str,
+                         sample_rate: int = SAMPLE_RATE,
+                         mode: str = 'min') -> pathlib.Path:
+  """The ``tr``/``cv``/``tt`` directory (holding mix, s1, s2) under ``root``."""
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise _missing_root('wsj0-2mix', root, _WSJ_LAYOUT)
+  split_dir = _WSJ_SPLIT_DIRS[canonical_split(split)]
+  found = []
+  for dirpath, dirnames, _ in os.walk(root):
+    here = pathlib.Path(dirpath)
+    if here.name == split_dir and all(f in dirnames for f in _WSJ_FOLDERS):
+      found.append(here)
+      dirnames.clear()
+    else:
+      dirnames[:] = [d for d in dirnames if d not in _WSJ_FOLDERS]
+    if len(here.relative_to(root).parts) >= 6:
+      dirnames.clear()
+  if not found:
+    raise DatasetError(f'no wsj0-2mix {split_dir!r} split under {root} '
+                       f'(expected {_WSJ_LAYOUT})')
+  return min(found, key=lambda p: _preference(p, sample_rate, mode))
+
+
+def list_wsj0_2mix(root: str | os.PathLike, split: str,
+                   sample_rate: int = SAMPLE_RATE,
+                   mode: str = 'min') -> list[Utterance]:
+  """Validated listing of a wsj0-2mix split (see the module docstring)."""
+  split_path = find_wsj0_2mix_split(root, split, sample_rate, mode)
+  names = {f: {p.name for p in (split_path / f).glob('*.wav')}
+           for f in _WSJ_FOLDERS}
+  every = sorted(set().union(*names.values()))
+  utterances = []
+  for name in every:
+    for folder in _WSJ_FOLDERS:
+      if name not in names[folder]:
+        other = next(f for f in _WSJ_FOLDERS if name in names[f])
+        raise DatasetError(
+            f'missing partner file {split_path / folder / name} '
+            f'(for {split_path / other / name})')
+    paths = [split_path / f / name for f in _WSJ_FOLDERS]
+    n = _check_audio(paths, sample_rate)
+    utterances.append(Utterance(pathlib.Path(name).stem, paths[0],
+                                (paths[1], paths[2]), n))
+  if not utterances:
+    raise DatasetError(f'no .wav files in {split_path / "mix"}')
+  return utterances
+
+
+# --- Libri2Mix --------------------------------------------------------------
+
+_LIBRI_SUBSETS = {'train': 'train-100', 'validation': 'dev', 'test': 'test'}
+_LIBRI_LAYOUT = ('ROOT/.../metadata/mixture_{train-100,dev,test}_mix_clean.csv'
+                 ' with columns mixture_path, source_1_path, source_2_path')
+_LIBRI_COLUMNS = ('mixture_path', 'source_1_path', 'source_2_path')
+
+
+def find_libri2mix_csv(root: str | os.PathLike, split: str,
+                       sample_rate: int = SAMPLE_RATE, mode: str = 'min',
+                       train_subset: str = 'train-100',
+                       mix_type: str = 'clean') -> pathlib.Path:
+  """The metadata CSV of ``split`` under ``root``."""
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise _missing_root('libri2mix', root, _LIBRI_LAYOUT)
+  split = canonical_split(split)
+  subset = train_subset if split == 'train' else _LIBRI_SUBSETS[split]
+  file_name = f'mixture_{subset}_mix_{mix_type}.csv'
+  found = sorted(root.rglob(file_name))
+  if not found:
+    raise DatasetError(f'no libri2mix metadata {file_name} under {root} '
+                       f'(expected {_LIBRI_LAYOUT})')
+  return min(found, key=lambda p: _preference(p, sample_rate, mode))
+
+
+def _resolve(value: str, csv_path: pathlib.Path,
+             root: pathlib.Path) -> pathlib.Path:
+  path = pathlib.Path(value)
+  if path.is_absolute():
+    if path.exists():
+      return path
+    tails = [pathlib.Path(*path.parts[-3:])]
+  else:
+    tails = [path, pathlib.Path(*path.parts[-3:])]
+  for base in (csv_path.parent.parent, csv_path.parent, root):
+    for tail in tails:
+      if (base / tail).exists():
+        return base / tail
+  raise DatasetError(f'missing file {value} listed in {csv_path}')
+
+
+def list_libri2mix(root: str | os.PathLike, split: str,
+                   sample_rate: int = SAMPLE_RATE, mode: str = 'min',
+                   train_subset: str = 'train-100',
+                   mix_type: str = 'clean') -> list[Utterance]:
+  """Validated listing of a Libri2Mix split (see the module docstring)."""
+  root = pathlib.Path(root)
+  csv_path = find_libri2mix_csv(root, split, sample_rate, mode, train_subset,
+                                mix_type)
+  with open(csv_path, newline='') as f:
+    reader = csv.DictReader(f)
+    columns = reader.fieldnames or []
+    missing = [c for c in _LIBRI_COLUMNS if c not in columns]
+    if missing:
+      raise DatasetError(f'{csv_path} lacks column(s) {", ".join(missing)}')
+    rows = list(reader)
+  utterances = []
+  for line, row in enumerate(rows, start=2):
+    paths = [_resolve(row[c], csv_path, root) for c in _LIBRI_COLUMNS]
+    expected = row.get('length')
+    if expected not in (None, ''):
+      try:
+        expected = int(float(expected))
+      except ValueError:
+        raise DatasetError(f'bad length {expected!r} at {csv_path}:{line}'
+                           ) from None
+    else:
+      expected = None
+    n = _check_audio(paths, sample_rate, expected)
+    name = row.get('mixture_ID') or paths[0].stem
+    utterances.append(Utterance(name, paths[0], (paths[1], paths[2]), n))
+  if not utterances:
+    raise DatasetError(f'no rows in {csv_path}')
+  return utterances
+
+
+# ===========================================================================
+# Entry point.
+# ===========================================================================
+
+DATASETS = ('synthetic', 'wsj0-2mix', 'libri2mix')
+
+
+def make_dataset(
+    name: str = 'synthetic',
+    root: str | os.PathLike | None = None,
+    split: str = 'train',
+    *,
+    seed: int = 0,
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    sample_rate: int = SAMPLE_RATE,
+    num_examples: int | None = None,
+    synthetic: SyntheticConfig | None = None,
+    mode: str = 'min',
+    train_subset: str = 'train-100',
+    mix_type: str = 'clean',
+) -> SyntheticMixtures | FileMixtures:
+  """Builds a dataset; real datasets are fully validated here.
+
+  Args:
+    name: ``'synthetic'``, ``'wsj0-2mix'`` or ``'libri2mix'``.
+    root: dataset root directory (ignored for ``'synthetic'``).
+    split: ``'train'``, ``'validation'``, ``'test'`` or an alias.
+    seed: seed of the random streams (chunk offsets, shuffling, synthesis).
+    chunk_samples: training chunk length (default: 400 STFT frames).
+    sample_rate: expected sample rate of the wav files.
+    num_examples: evaluation set size (synthetic), or keep only the first
+      ``num_examples`` utterances of a real split.
+    synthetic: ``SyntheticConfig`` of the synthetic mixtures.
+    mode: preferred wsj0-2mix / Libri2Mix variant, ``'min'`` or ``'max'``.
+    train_subset: Libri2Mix training subset, ``'train-100'`` or
+      ``'train-360'``.
+    mix_type: Libri2Mix mixture type, ``'clean'`` or ``'both'``.
+
+  Returns:
+    A ``SeparationDataset``.
+
+  Raises:
+    DatasetError: for any problem with the files (see the module docstring).
+  """
+  key = name.lower().replace('_', '-')
+  if key == 'synthetic':
+    return SyntheticMixtures(split, seed=seed, chunk_samples=chunk_samples,
+                             config=synthetic, num_examples=num_examples)
+  if key not in ('wsj0-2mix', 'libri2mix'):
+    raise ValueError(f'unknown dataset {name!r}; expected one of {DATASETS}')
+  if root is None:
+    raise DatasetError(f'{key} needs a root directory')
+  if key == 'wsj0-2mix':
+    utterances = list_wsj0_2mix(root, split, sample_rate, mode)
+  else:
+    utterances = list_libri2mix(root, split, sample_rate, mode, train_subset,
+                                mix_type)
+  if num_examples is not None:
+    utterances = utterances[:num_examples]
+  return FileMixtures(key, split, utterances, seed=seed,
+                      chunk_samples=chunk_samples, sample_rate=sample_rate)
