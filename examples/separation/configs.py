@@ -77,6 +77,7 @@ class Config:
   log_every: int = 10
   eval_every: int = 200
   checkpoint_every: int = 200
+  checkpoint: bool = True
   num_wav_examples: int = 3
   preset: str = "tiny"
   progress: bool = True

@@ -73,7 +73,7 @@ def sqrt_hann_window(length: int = WINDOW_LENGTH) -> np.ndarray:
 
 
 def num_frames(length: int) -> int:
-  """Number of STFT frames for an ``length``-sample signal: ``1 + ceil(L/64)``."""
+  """Number of STFT frames of an ``L``-sample signal: ``1 + ceil(L / 64)``."""
   if length < 0:
     raise ValueError(f'length must be non-negative, got {length}.')
   return 1 + math.ceil(length / HOP_LENGTH)
@@ -114,7 +114,7 @@ def _frame(x: jax.Array, n_frames: int) -> jax.Array:
 
 
 def _overlap_add(frames: jax.Array) -> jax.Array:
-  """Inverse of :func:`_frame`: ``[..., n, 256] -> [..., 64 (n + 3)]`` summed."""
+  """Overlap-adds frames: ``[..., n, 256] -> [..., 64 (n + 3)]``."""
   n_frames = frames.shape[-2]
   lead = frames.shape[:-2]
   blocks = frames.reshape(*lead, n_frames, _OVERLAP, HOP_LENGTH)
@@ -173,7 +173,7 @@ def istft(X: jax.Array, length: int | None = None) -> jax.Array:
 
 
 def magnitude(X: jax.Array, eps: float = 0.0) -> jax.Array:
-  """``sqrt(|X|^2 + eps^2)``: smooth magnitude (finite gradient at 0 if eps>0)."""
+  """``sqrt(|X|^2 + eps^2)``: magnitude, finite gradient at 0 when eps > 0."""
   power = jnp.real(X) ** 2 + jnp.imag(X) ** 2
   return jnp.sqrt(power + eps ** 2)
 

@@ -69,7 +69,11 @@ def create_model(config: configs.Config) -> models.Separator:
 
 def make_clipper(config: configs.Config) -> optax.GradientTransformation:
   if config.clip == "autoclip":
-    return autoclip_optax.autoclip(config.p, config.history_size)
+    # p is a traced hyperparameter: runs that differ only in p (the sweep)
+    # share one compiled train step, and p can be changed mid-training.
+    return optax.inject_hyperparams(
+        autoclip_optax.autoclip, static_args=("history_size",))(
+            p=config.p, history_size=config.history_size)
   if config.clip == "fixed":
     return optax.clip_by_global_norm(config.max_norm)
   return optax.identity()
@@ -383,7 +387,8 @@ def train_and_evaluate(config: configs.Config, workdir: str,
       if record is not None:
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
-      if done % config.checkpoint_every == 0 or done == config.steps:
+      if config.checkpoint and (done % config.checkpoint_every == 0
+                                or done == config.steps):
         manager.save(done, args=ocp.args.StandardSave(state))
       if bar is not None:
         bar.update(1)
@@ -394,7 +399,8 @@ def train_and_evaluate(config: configs.Config, workdir: str,
       if bool(np.asarray(logs.get("stop", False))):
         if bar is not None:
           bar.write(f"schedule signalled stop at step {done}")
-        manager.save(done, args=ocp.args.StandardSave(state), force=True)
+        if config.checkpoint:
+          manager.save(done, args=ocp.args.StandardSave(state), force=True)
         break
   manager.wait_until_finished()
   manager.close()
