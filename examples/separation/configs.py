@@ -69,7 +69,7 @@ class Config:
   # Data.
   data: str = "synthetic"
   data_root: Optional[str] = None
-  pairing: str = "any"
+  pairing: str = "cross_register"
   num_val_examples: int = 16
   num_test_examples: int = 32
   max_eval_examples: Optional[int] = None
@@ -85,8 +85,8 @@ class Config:
 
 PRESETS = {
     "tiny": dict(num_layers=2, hidden=64, batch_size=8, chunk_frames=100,
-                 steps=600, num_val_examples=16, num_test_examples=32,
-                 log_every=10, eval_every=200, checkpoint_every=200,
+                 steps=2000, num_val_examples=16, num_test_examples=32,
+                 log_every=10, eval_every=500, checkpoint_every=500,
                  steps_per_epoch=50),
     "small": dict(num_layers=2, hidden=300, batch_size=16, chunk_frames=200,
                   steps=3000, num_val_examples=32, num_test_examples=64,

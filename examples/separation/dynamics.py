@@ -1,9 +1,10 @@
 """Fig. 1 in miniature: training dynamics with and without AutoClip.
 
 ``python -m examples.separation.dynamics --workdir DIR [--quick]`` trains the
-mask-inference network (L_MI) twice from the same initialisation and data,
-with AutoClip p = 10 and without clipping (p = 100), and every ``--every``
-steps records on the step's batch ``X_t``:
+mask-inference network (L_MI) twice from the same initialisation and on the
+same batches, with AutoClip p = 10 and without clipping (p = 100: the
+threshold is the largest norm seen so far, so nothing is ever clipped), and
+every ``--every`` steps records on the step's batch ``X_t``:
 
 * the training loss ``f(theta_{t-1}; X_t)``;
 * the step size ``||theta_t - theta_{t-1}||_2``;
@@ -13,48 +14,78 @@ steps records on the step's batch ``X_t``:
   ``||grad f(theta_t; X_t) - grad f(theta_{t-1}; X_t)|| /
   ||theta_t - theta_{t-1}||`` (Santurkar et al. 2018; Zhang et al. 2019).
 
-The paper uses a 2 x 300 BLSTM; on a 2-core CPU the default here is the
-``small`` preset's width scaled down to 2 x 128 (``--hidden`` changes it).
+The paper uses a 2 x 300 BLSTM; on a 2-core CPU the default is the ``tiny``
+preset's data and batch (8 chunks of 100 frames) with a 2 x 128 BLSTM
+(``--hidden`` changes it), 1500 steps, recorded every 10.
 
-Writes ``dynamics.csv`` (columns ``run, step, loss, step_size, grad_norm,
-threshold, smoothness``), ``summary.json`` (Pearson r of smoothness against
-gradient norm per run, final thresholds, test SI-SDRi) and ``dynamics.png``:
-step size and training loss over training, and per run a scatter of
-smoothness against gradient norm with its r (for AutoClip, the final threshold
-as a dashed vertical line).
+Writes to ``DIR``:
+
+* ``dynamics.csv`` and ``dynamics.jsonl``: one row per recorded step, columns
+  ``run, step, loss, step_size, grad_norm, threshold, smoothness``;
+* ``summary.json``: per run the Pearson r of smoothness against gradient norm
+  (``pearson_r``; ``pearson_r_log`` on log values), the final AutoClip
+  threshold and the test SI-SDRi, plus the setup;
+* ``dynamics.png``: step size and training loss over training, and per run a
+  scatter of smoothness against gradient norm with its r in the title (for
+  AutoClip, the final threshold as a dashed vertical line).
+
+``--quick`` (a 2 x 16 network on short chunks, 24 steps) runs in well under a
+minute.
 """
 
 import argparse
 import csv
+import dataclasses
 import json
+import math
 import pathlib
 import sys
+from typing import Optional, Sequence
 
 RUNS = (("autoclip_p10", 10.0), ("no_clipping_p100", 100.0))
+LABELS = {"autoclip_p10": "AutoClip p=10",
+          "no_clipping_p100": "no clipping (p=100)"}
+COLORS = {"autoclip_p10": "tab:blue", "no_clipping_p100": "tab:orange"}
 FIELDS = ("run", "step", "loss", "step_size", "grad_norm", "threshold",
           "smoothness")
 
+DEFAULT_STEPS, DEFAULT_EVERY, DEFAULT_HIDDEN = 1500, 10, 128
+QUICK_STEPS, QUICK_EVERY, QUICK_HIDDEN = 24, 2, 16
+QUICK_OVERRIDES = dict(chunk_frames=24, num_test_examples=2,
+                       num_val_examples=2)
+
 
 def make_record_fns(config):
-  """Jitted ``train(state, batch)`` and ``probe(state, batch)`` functions."""
+  """Jitted ``step(state, batch)`` and ``probe(state, batch)`` functions.
+
+  ``step`` is the training step of ``train.py``; ``probe`` takes the same
+  step and also returns the Fig. 1 statistics measured on its batch.
+  """
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
+  from examples.separation import optimizer as optimizer_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
-  def grads_at(params, apply_fn, batch):
+  def grads_at(params, apply_fn, batch, step):
     def loss_fn(p):
       outputs = apply_fn({"params": p}, batch["mix"])
-      return train.per_example_loss(outputs, batch, config).mean()
-    return jax.value_and_grad(loss_fn)(params)
+      per_example = train.per_example_loss(outputs, batch, config)
+      return (train.batch_loss(per_example, batch, step, config),
+              per_example.mean())
+    (loss, mean_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params)
+    return loss, mean_loss, grads
 
-  @jax.jit
   def probe(state, batch):
-    """One step plus the Fig. 1 statistics on the same batch."""
-    loss, grads = grads_at(state.params, state.apply_fn, batch)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    """One training step plus the Fig. 1 statistics on the same batch."""
+    loss, mean_loss, grads = grads_at(state.params, state.apply_fn, batch,
+                                      state.step)
+    updates, opt_state = state.tx.update(
+        grads, state.opt_state, state.params,
+        **optimizer_lib.extra_args(mean_loss, config))
     new_params = optax.apply_updates(state.params, updates)
-    _, new_grads = grads_at(new_params, state.apply_fn, batch)
+    _, _, new_grads = grads_at(new_params, state.apply_fn, batch, state.step)
     step_size = optax.tree.norm(jax.tree.map(jnp.subtract, new_params,
                                              state.params))
     grad_diff = optax.tree.norm(jax.tree.map(jnp.subtract, new_grads, grads))
@@ -68,36 +99,43 @@ def make_record_fns(config):
                               opt_state=opt_state)
     return new_state, stats
 
-  return jax.jit(train.make_train_step(config)), probe
+  return (jax.jit(train.make_train_step(config), donate_argnums=0),
+          jax.jit(probe, donate_argnums=0))
 
 
-def run_one(config, steps: int, every: int, name: str, rows: list) -> dict:
+def run_one(config, every: int, name: str, rows: list,
+            progress: bool = True) -> dict:
+  """Trains ``config.steps`` steps, appending a row every ``every`` steps."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
   dataset = train.make_dataset(config, "train")
   state = train.create_train_state(config, jax.random.key(config.seed))
   step_fn, probe_fn = make_record_fns(config)
-  for t in tqdm(range(steps), desc=name, dynamic_ncols=True):
+  for t in tqdm(range(config.steps), desc=name, dynamic_ncols=True,
+                disable=not progress):
     batch = {k: jnp.asarray(v) for k, v in
              train.train_batch(dataset, config, t).items()
-             if k in ("mix", "sources")}
+             if k in ("mix", "sources", "classes")}
     if (t + 1) % every == 0:
       state, stats = probe_fn(state, batch)
       stats = {k: float(v) for k, v in jax.device_get(stats).items()}
-      if not all(map(lambda v: v == v, stats.values())):
-        raise RuntimeError(f"{name}: non-finite statistics at step {t + 1}")
+      if not all(math.isfinite(v) for v in stats.values()):
+        raise train.TrainingError(
+            f"{name}: non-finite statistics {stats} at step {t + 1}")
       rows.append({"run": name, "step": t + 1, **stats})
     else:
       state, logs = step_fn(state, batch)
-      if not bool(jnp.isfinite(logs["loss"])):
-        raise RuntimeError(f"{name}: non-finite loss at step {t + 1}")
+      if not math.isfinite(float(logs["loss"])):
+        raise train.TrainingError(f"{name}: non-finite loss at step {t + 1}")
   test = train.evaluate(state.params, train.make_dataset(config, "test"),
                         config)[0]
   return {"test_si_sdri_db": test["si_sdri_db"],
-          "final_threshold": float(rows[-1]["threshold"])}
+          "final_threshold": float(optax.tree.get(state.opt_state,
+                                                  "threshold"))}
 
 
 def pearson(xs, ys) -> float:
@@ -108,34 +146,39 @@ def pearson(xs, ys) -> float:
   return float(np.corrcoef(xs, ys)[0, 1])
 
 
+def _log(values):
+  return [math.log(v) if v > 0 else float("nan") for v in values]
+
+
 def plot(rows: list, summary: dict, path: pathlib.Path) -> None:
+  """The four panels of the paper's Fig. 1."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-  colors = {"autoclip_p10": "tab:blue", "no_clipping_p100": "tab:orange"}
-  labels = {"autoclip_p10": "AutoClip p=10",
-            "no_clipping_p100": "no clipping (p=100)"}
   for name, _ in RUNS:
     run = [r for r in rows if r["run"] == name]
     steps = [r["step"] for r in run]
-    axes[0, 0].plot(steps, [r["step_size"] for r in run], color=colors[name],
-                    label=labels[name])
-    axes[0, 1].plot(steps, [r["loss"] for r in run], color=colors[name],
-                    label=labels[name])
-  axes[0, 0].set(title="step size ||θ_t − θ_{t−1}||", xlabel="step",
+    axes[0, 0].plot(steps, [r["step_size"] for r in run], color=COLORS[name],
+                    label=LABELS[name], lw=1)
+    axes[0, 1].plot(steps, [r["loss"] for r in run], color=COLORS[name],
+                    label=LABELS[name], lw=1)
+  axes[0, 0].set(title="(a) step size ||θ_t − θ_{t−1}||", xlabel="step",
                  yscale="log")
-  axes[0, 1].set(title="training loss (L_MI)", xlabel="step")
+  axes[0, 1].set(title="(b) training loss (L_MI)", xlabel="step")
   for ax in axes[0]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-  for ax, (name, _) in zip((axes[1, 1], axes[1, 0]), RUNS):
+  # (c) without clipping, (d) with AutoClip.
+  for ax, (name, letter) in zip(axes[1], (("no_clipping_p100", "c"),
+                                         ("autoclip_p10", "d"))):
     run = [r for r in rows if r["run"] == name]
     ax.scatter([r["grad_norm"] for r in run], [r["smoothness"] for r in run],
-               s=10, color=colors[name], alpha=0.7)
+               s=10, color=COLORS[name], alpha=0.7)
     ax.set(xscale="log", yscale="log", xlabel="gradient norm",
            ylabel="local smoothness",
-           title=f"{labels[name]}: r = {summary[name]['pearson_r']:.2f}")
+           title=f"({letter}) {LABELS[name]}: Pearson r = "
+           f"{summary[name]['pearson_r']:.2f}")
     if name == "autoclip_p10":
       ax.axvline(summary[name]["final_threshold"], color="k", ls="--",
                  label="final AutoClip threshold")
@@ -146,56 +189,126 @@ def plot(rows: list, summary: dict, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.dynamics",
-      description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny network, a few dozen steps (for tests)")
-  parser.add_argument("--steps", type=int, default=None)
-  parser.add_argument("--every", type=int, default=None,
-                      help="record every k steps (paper: 20)")
-  parser.add_argument("--hidden", type=int, default=None)
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args(argv)
+def base_config(steps: int, every: int, hidden: int, seed: int,
+                overrides: Optional[dict] = None):
+  """The runs' shared config (p aside); ``ValueError`` names a bad argument."""
   from examples.separation import configs  # pylint: disable=import-outside-toplevel
-  steps = args.steps or (24 if args.quick else 1500)
-  every = args.every or (2 if args.quick else 10)
-  hidden = args.hidden or (16 if args.quick else 128)
-  if steps < 2 * every or every < 1 or hidden < 1:
-    parser.exit(2, "error: need --every >= 1, --steps >= 2 * --every and "
-                "--hidden >= 1\n")
-  overrides = dict(loss="mi", clip="autoclip", num_layers=2, hidden=hidden,
-                   steps=steps, seed=args.seed, progress=False)
-  if args.quick:
-    overrides.update(chunk_frames=24, num_test_examples=2,
-                     num_val_examples=2)
-  try:
-    base = configs.get_config("tiny", **overrides)
-  except ValueError as e:
-    parser.exit(2, f"error: {e}\n")
-  workdir = pathlib.Path(args.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  if every < 1:
+    raise ValueError(f"--every must be >= 1, got {every}")
+  if steps < 2 * every:
+    raise ValueError(f"--steps ({steps}) must be >= 2 * --every ({every}) "
+                     "to record at least two points per run")
+  return configs.get_config(
+      "tiny", **{**dict(loss="mi", clip="autoclip", num_layers=2,
+                        hidden=hidden, steps=steps, seed=seed,
+                        progress=False), **(overrides or {})})
 
-  import dataclasses  # pylint: disable=import-outside-toplevel
+
+def run_dynamics(workdir, *, steps: int = DEFAULT_STEPS,
+                 every: int = DEFAULT_EVERY, hidden: int = DEFAULT_HIDDEN,
+                 seed: int = 0, overrides: Optional[dict] = None,
+                 progress: bool = True) -> dict:
+  """Both runs, their outputs in ``workdir``; returns ``summary.json``'s dict.
+
+  Raises:
+    ValueError: invalid settings (the message names the argument).
+  """
+  from examples.separation import sweep  # pylint: disable=import-outside-toplevel
+  base = base_config(steps, every, hidden, seed, overrides)
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   rows, summary = [], {}
-  for name, p in RUNS:
-    summary[name] = run_one(dataclasses.replace(base, p=p), steps, every,
-                            name, rows)
-    run = [r for r in rows if r["run"] == name]
-    summary[name]["pearson_r"] = pearson([r["grad_norm"] for r in run],
-                                         [r["smoothness"] for r in run])
-  summary["setup"] = {"hidden": hidden, "num_layers": 2, "steps": steps,
+  # The two runs differ only in p, a traced hyperparameter: the second run
+  # loads the first one's compiled programs from the cache.
+  with sweep.compilation_cache(workdir / "jax_cache"):
+    for name, p in RUNS:
+      summary[name] = run_one(dataclasses.replace(base, p=p), every, name,
+                              rows, progress)
+      run = [r for r in rows if r["run"] == name]
+      grad_norms = [r["grad_norm"] for r in run]
+      smoothness = [r["smoothness"] for r in run]
+      summary[name].update(
+          p=p, num_points=len(run),
+          pearson_r=pearson(grad_norms, smoothness),
+          pearson_r_log=pearson(_log(grad_norms), _log(smoothness)),
+          final_loss=run[-1]["loss"],
+          median_step_size=sorted(r["step_size"] for r in run)[len(run) // 2])
+  summary["setup"] = {"loss": base.loss, "hidden": base.hidden,
+                      "num_layers": base.num_layers, "steps": steps,
                       "every": every, "batch_size": base.batch_size,
-                      "chunk_frames": base.chunk_frames, "seed": args.seed}
+                      "chunk_frames": base.chunk_frames,
+                      "learning_rate": base.learning_rate, "seed": seed}
   with open(workdir / "dynamics.csv", "w", newline="", encoding="utf-8") as f:
     writer = csv.DictWriter(f, fieldnames=FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+  with open(workdir / "dynamics.jsonl", "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  # NaN (a constant series) is written as null: strict JSON.
+  (workdir / "summary.json").write_text(json.dumps(
+      _nan_to_none(summary), indent=2), encoding="utf-8")
   plot(rows, summary, workdir / "dynamics.png")
-  print(json.dumps(summary, indent=2))
+  return summary
+
+
+def _nan_to_none(x):
+  if isinstance(x, dict):
+    return {k: _nan_to_none(v) for k, v in x.items()}
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  return x
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+  return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m examples.separation.dynamics",
+      description=__doc__.split("\n\n", maxsplit=1)[0].replace("\n", " "))
+  parser.add_argument("--workdir", required=True, help="output directory")
+  parser.add_argument("--quick", action="store_true",
+                      help=f"2 x {QUICK_HIDDEN} network on short chunks, "
+                      f"{QUICK_STEPS} steps (well under a minute)")
+  parser.add_argument("--steps", type=_positive_int, default=None,
+                      help=f"training steps per run (default {DEFAULT_STEPS};"
+                      f" {QUICK_STEPS} with --quick)")
+  parser.add_argument("--every", type=_positive_int, default=None,
+                      help=f"record every k steps (default {DEFAULT_EVERY}; "
+                      f"{QUICK_EVERY} with --quick; paper: 20)")
+  parser.add_argument("--hidden", type=_positive_int, default=None,
+                      help=f"BLSTM width (default {DEFAULT_HIDDEN}; "
+                      f"{QUICK_HIDDEN} with --quick; paper: 300)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--no-progress", action="store_true",
+                      help="no progress bars")
+  args = parser.parse_args(argv)
+  steps = args.steps or (QUICK_STEPS if args.quick else DEFAULT_STEPS)
+  every = args.every or (QUICK_EVERY if args.quick else DEFAULT_EVERY)
+  hidden = args.hidden or (QUICK_HIDDEN if args.quick else DEFAULT_HIDDEN)
+  overrides = QUICK_OVERRIDES if args.quick else None
+  from examples.separation import cli  # pylint: disable=import-outside-toplevel
+  try:
+    base_config(steps, every, hidden, args.seed, overrides)
+    workdir = cli.check_workdir(args.workdir)
+  except ValueError as e:
+    parser.error(str(e))
+  from examples.separation import train  # pylint: disable=import-outside-toplevel
+  try:
+    summary = run_dynamics(workdir, steps=steps, every=every, hidden=hidden,
+                           seed=args.seed, overrides=overrides,
+                           progress=not args.no_progress)
+  except train.TrainingError as e:
+    print(f"{parser.prog}: training diverged: {e}", file=sys.stderr)
+    return 1
+  print(json.dumps(_nan_to_none(summary), indent=2))
   return 0
 
 

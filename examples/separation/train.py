@@ -92,6 +92,10 @@ def make_dataset(config: configs.Config, split: str):
     num = config.max_eval_examples if split != "train" else None
   classes = (("speech", "environmental") if config.environmental
              else ("speech", "speech"))
+  if config.reweight == "class":
+    # Class biasing needs both kinds of mixture in a batch: the second
+    # source is speech or environmental (probability 1/2).
+    classes = ("speech", "any")
   synthetic = data_lib.SyntheticConfig(source_classes=classes,
                                        pairing=config.pairing)
   return data_lib.make_dataset(
@@ -354,6 +358,9 @@ def train_and_evaluate(config: configs.Config, workdir: str,
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
     _truncate_metrics(metrics_path, start)
+  # A run that the schedule already stopped does not train on when resumed.
+  stopped = bool(np.asarray(
+      optimizer_lib.schedule_logs(state.opt_state)["stop"]))
   elif metrics_path.exists():
     metrics_path.unlink()
 
@@ -363,7 +370,7 @@ def train_and_evaluate(config: configs.Config, workdir: str,
   t0 = time.time()
   val_summary = None
   with open(metrics_path, "a", encoding="utf-8") as log_file:
-    for step in range(start, config.steps):
+    for step in range(start, start if stopped else config.steps):
       batch = shard_batch(train_batch(train_ds, config, step), mesh)
       state, logs = step_fn(state, batch)
       logs = jax.device_get(logs)
@@ -373,12 +380,14 @@ def train_and_evaluate(config: configs.Config, workdir: str,
             f"non-finite loss {loss} at step {step + 1} (loss={config.loss}, "
             f"clip={config.clip}); stopping instead of training through it")
       done = step + 1
+      stop = bool(np.asarray(logs.get("stop", False)))
+      last = done == config.steps or stop  # Log and validate the last step.
       if step_callback is not None:
         step_callback(done, state, logs)
       record = None
-      if done % config.log_every == 0 or done == config.steps:
+      if done % config.log_every == 0 or last:
         record = {"step": done, **{k: _json_value(v) for k, v in logs.items()}}
-      if done % config.eval_every == 0 or done == config.steps:
+      if done % config.eval_every == 0 or last:
         val_summary, _ = evaluate(state.params, val_ds, config, separate)
         record = record or {"step": done,
                             **{k: _json_value(v) for k, v in logs.items()}}
@@ -387,20 +396,17 @@ def train_and_evaluate(config: configs.Config, workdir: str,
       if record is not None:
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
-      if config.checkpoint and (done % config.checkpoint_every == 0
-                                or done == config.steps):
-        manager.save(done, args=ocp.args.StandardSave(state))
+      if config.checkpoint and (done % config.checkpoint_every == 0 or last):
+        manager.save(done, args=ocp.args.StandardSave(state), force=stop)
       if bar is not None:
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4g}",
                         thr=f"{float(logs['threshold']):.3g}",
                         clip=f"{float(logs['clip_fraction']):.2f}",
                         refresh=False)
-      if bool(np.asarray(logs.get("stop", False))):
+      if stop:
         if bar is not None:
           bar.write(f"schedule signalled stop at step {done}")
-        if config.checkpoint:
-          manager.save(done, args=ocp.args.StandardSave(state), force=True)
         break
   manager.wait_until_finished()
   manager.close()
