@@ -358,11 +358,11 @@ def train_and_evaluate(config: configs.Config, workdir: str,
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
     _truncate_metrics(metrics_path, start)
+  elif metrics_path.exists():
+    metrics_path.unlink()
   # A run that the schedule already stopped does not train on when resumed.
   stopped = bool(np.asarray(
       optimizer_lib.schedule_logs(state.opt_state)["stop"]))
-  elif metrics_path.exists():
-    metrics_path.unlink()
 
   step_fn = jax.jit(make_train_step(config), donate_argnums=0)
   separate = make_separate_fn(config)

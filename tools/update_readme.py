@@ -1,0 +1,85 @@
+"""Copies generated results into README.md between marker comments.
+
+``python tools/update_readme.py`` replaces each block
+
+    <!-- BEGIN GENERATED: name -->
+    ...
+    <!-- END GENERATED: name -->
+
+with the current content of the file that ``SOURCES[name]`` names (a
+markdown file written by a benchmark or experiment script), so that every
+number in the README comes from a script's output and none is typed by hand.
+A missing source leaves a note saying which command produces it.
+``--check`` exits with status 1 if README.md is out of date.
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# name -> (source file, command that writes it)
+SOURCES = {
+    "compare": ("results/compare/comparison.md",
+                "python -m examples.separation.compare "
+                "--workdir results/compare"),
+    "sweep": ("results/sweep/table.md",
+              "python -m examples.separation.sweep --workdir results/sweep"),
+    "dynamics": ("results/dynamics/summary.md",
+                 "python -m examples.separation.dynamics "
+                 "--workdir results/dynamics"),
+    "reweighting": ("results/reweighting/table.md",
+                    "python -m examples.separation.reweighting_table "
+                    "--workdir results/reweighting"),
+    "overhead": ("benchmarks/results/overhead_cpu.md",
+                 "python benchmarks/overhead.py > "
+                 "benchmarks/results/overhead_cpu.md"),
+    "blstm": ("benchmarks/results/blstm_step_cpu.md",
+              "python benchmarks/blstm_step.py > "
+              "benchmarks/results/blstm_step_cpu.md"),
+}
+
+_BLOCK = re.compile(
+    r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n).*?"
+    r"(<!-- END GENERATED: (?P=name) -->)", re.S)
+
+
+def render(name: str) -> str:
+  path, command = SOURCES[name]
+  source = ROOT / path
+  if not source.exists():
+    return f"*(not generated yet: run `{command}`)*\n"
+  text = source.read_text(encoding="utf-8").rstrip("\n") + "\n"
+  return text + f"\n<sub>Source: `{path}`, written by `{command}`.</sub>\n"
+
+
+def update(readme: str) -> str:
+  def substitute(match):
+    name = match.group("name")
+    if name not in SOURCES:
+      raise SystemExit(f"README block {name!r} has no entry in SOURCES")
+    return match.group(1) + render(name) + match.group(3)
+  return _BLOCK.sub(substitute, readme)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--check", action="store_true",
+                      help="only report whether README.md is up to date")
+  args = parser.parse_args(argv)
+  path = ROOT / "README.md"
+  old = path.read_text(encoding="utf-8")
+  new = update(old)
+  if args.check:
+    if new != old:
+      print("README.md is out of date: run python tools/update_readme.py")
+      return 1
+    return 0
+  path.write_text(new, encoding="utf-8")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
