@@ -53,6 +53,10 @@ DEFAULT_STEPS, DEFAULT_EVERY, DEFAULT_HIDDEN = 1500, 10, 128
 QUICK_STEPS, QUICK_EVERY, QUICK_HIDDEN = 24, 2, 16
 QUICK_OVERRIDES = dict(chunk_frames=24, num_test_examples=2,
                        num_val_examples=2)
+# --smoke (hidden; the tests): an even smaller network, data and run.
+SMOKE_STEPS, SMOKE_EVERY, SMOKE_HIDDEN = 8, 2, 8
+SMOKE_OVERRIDES = dict(chunk_frames=16, num_test_examples=1,
+                       num_val_examples=1)
 
 
 def make_record_fns(config):
@@ -289,11 +293,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--no-progress", action="store_true",
                       help="no progress bars")
+  parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  steps = args.steps or (QUICK_STEPS if args.quick else DEFAULT_STEPS)
-  every = args.every or (QUICK_EVERY if args.quick else DEFAULT_EVERY)
-  hidden = args.hidden or (QUICK_HIDDEN if args.quick else DEFAULT_HIDDEN)
-  overrides = QUICK_OVERRIDES if args.quick else None
+  if args.smoke:
+    defaults = (SMOKE_STEPS, SMOKE_EVERY, SMOKE_HIDDEN, SMOKE_OVERRIDES)
+  elif args.quick:
+    defaults = (QUICK_STEPS, QUICK_EVERY, QUICK_HIDDEN, QUICK_OVERRIDES)
+  else:
+    defaults = (DEFAULT_STEPS, DEFAULT_EVERY, DEFAULT_HIDDEN, None)
+  steps = args.steps or defaults[0]
+  every = args.every or defaults[1]
+  hidden = args.hidden or defaults[2]
+  overrides = defaults[3]
   from examples.separation import cli  # pylint: disable=import-outside-toplevel
   try:
     base_config(steps, every, hidden, args.seed, overrides)

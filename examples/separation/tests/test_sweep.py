@@ -1,0 +1,162 @@
+"""The AutoClip percentile sweep (Table 1 in miniature)."""
+
+import csv
+import dataclasses
+import json
+import math
+
+import pytest
+
+from examples.separation import sweep
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _read_csv(path):
+  with open(path, newline="", encoding="utf-8") as f:
+    return list(csv.DictReader(f))
+
+
+def _assert_png(path):
+  data = path.read_bytes()
+  assert data[:8] == PNG_MAGIC and len(data) > 10_000, path
+
+
+def _table_rows(text):
+  """``{p: [cell, ...]}`` from the first markdown table of table.md."""
+  rows = {}
+  for line in text.split("\n\n")[1].splitlines()[2:]:
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    rows[cells[0]] = cells[1:]
+  return rows
+
+
+@pytest.mark.slow
+def test_smoke_sweep_writes_every_cell_and_resumes(tmp_path, capsys):
+  """35 real (tiny) runs through the command line, then a no-op resume."""
+  workdir = tmp_path / "sweep"
+  assert sweep.main(["--smoke", "--no-progress", "--workdir",
+                     str(workdir)]) == 0
+  out = capsys.readouterr()
+  assert "trained 35 run(s), skipped 0" in out.err
+
+  rows = _read_csv(workdir / "sweep.csv")
+  assert tuple(rows[0]) == sweep.CSV_FIELDS
+  assert len(rows) == 35
+  assert {r["loss"] for r in rows} == set(sweep.LOSSES)
+  assert {float(r["p"]) for r in rows} == set(sweep.PS)
+  assert {(r["loss"], float(r["p"])) for r in rows} == {
+      (l, p) for l in sweep.LOSSES for p in sweep.PS}
+  for r in rows:
+    assert r["status"] == "ok" and r["steps"] == str(sweep.SMOKE_STEPS)
+    assert math.isfinite(float(r["test_si_sdri_db"]))
+    assert float(r["run_seconds"]) > 0
+
+  table = (workdir / "table.md").read_text(encoding="utf-8")
+  header = "| p | " + " | ".join(sweep.LOSS_NAMES[l]
+                                 for l in sweep.LOSSES) + " |"
+  assert table.count(header) == 2  # Ours and the paper's.
+  cells = _table_rows(table)
+  assert list(cells) == [f"{p:g}" for p in sweep.PS]
+  for p, row in cells.items():
+    assert len(row) == len(sweep.LOSSES)
+    for cell, loss in zip(row, sweep.LOSSES):
+      want = next(float(r["test_si_sdri_db"]) for r in rows
+                  if r["loss"] == loss and float(r["p"]) == float(p))
+      assert "±" not in cell  # One seed: the mean, no std.
+      assert abs(float(cell) - want) <= 0.0051
+  assert "| 10 | 10.8 | 11.0 | 10.2 | 11.3 | 10.4 |" in table  # The paper.
+  _assert_png(workdir / "sweep.png")
+
+  # Resume: nothing is trained again, no run directory is touched.
+  results = sorted((workdir / "runs").glob("*/results.json"))
+  assert len(results) == 35
+  mtimes = [p.stat().st_mtime_ns for p in results]
+  summary = sweep.run_sweep(workdir, steps=sweep.SMOKE_STEPS, seeds=1,
+                            overrides=sweep.SMOKE_OVERRIDES, progress=False)
+  assert (summary["trained"], summary["skipped"]) == (0, 35)
+  assert [p.stat().st_mtime_ns for p in results] == mtimes
+  assert _read_csv(workdir / "sweep.csv") == rows
+
+  # A finished run with another configuration is not silently reused.
+  with pytest.raises(sweep.SweepError, match="another configuration"):
+    sweep.run_sweep(workdir, steps=sweep.SMOKE_STEPS + 1, seeds=1,
+                    overrides=sweep.SMOKE_OVERRIDES, progress=False)
+
+
+def _fake_results(config, diverge=()):
+  if (config.loss, config.p, config.seed) in diverge:
+    from examples.separation import train  # pylint: disable=import-outside-toplevel
+    raise train.TrainingError("non-finite loss nan at step 2")
+  value = 1.0 + config.p / 100 + config.seed
+  return {"loss": config.loss, "p": config.p, "seed": config.seed,
+          "steps": config.steps, "steps_done": config.steps,
+          "test_si_sdri_db": value, "test_si_sdr_db": value}
+
+
+def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
+  """Two seeds per cell, one diverged run, a p the paper did not run."""
+  from examples.separation import train  # pylint: disable=import-outside-toplevel
+  diverge = {("mi", 5.0, 1)}
+  calls = []
+
+  def fake(config, workdir, **unused):
+    del unused
+    calls.append(workdir)
+    results = _fake_results(config, diverge)
+    full = {**json.loads(json.dumps(dataclasses.asdict(config))),
+            **results}
+    return full
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake)
+  summary = sweep.run_sweep(tmp_path, seeds=2, steps=4, losses=("mi", "dc"),
+                            ps=(5.0, 100.0), progress=False)
+  assert (summary["trained"], summary["skipped"]) == (8, 0)
+  assert summary["diverged"] == 1
+  rows = _read_csv(tmp_path / "sweep.csv")
+  assert [r["status"] for r in rows].count("diverged") == 1
+  diverged = next(r for r in rows if r["status"] == "diverged")
+  assert (diverged["loss"], diverged["p"], diverged["seed"],
+          diverged["test_si_sdri_db"]) == ("mi", "5", "1", "")
+  cells = _table_rows((tmp_path / "table.md").read_text(encoding="utf-8"))
+  # dc, p=100: seeds 0 and 1 give 2.0 and 3.0: mean 2.5, sample std 0.71.
+  assert cells["100"] == ["2.50 ± 0.71", "2.50 ± 0.71"]
+  assert cells["5"] == ["1.05 (1 diverged)", "1.55 ± 0.71"]
+  # The paper has no p = 5: its table lists p = 100 only.
+  table = (tmp_path / "table.md").read_text(encoding="utf-8")
+  assert "| 100 | 8.5 | 10.2 |" in table
+  _assert_png(tmp_path / "sweep.png")
+  # The diverged run counts as finished.
+  again = sweep.run_sweep(tmp_path, seeds=2, steps=4, losses=("mi", "dc"),
+                          ps=(5.0, 100.0), progress=False)
+  assert (again["trained"], again["skipped"], len(calls)) == (0, 8, 8)
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["--seeds", "0"], "--seeds"),
+    (["--steps", "-2"], "--steps"),
+    (["--steps", "many"], "--steps"),
+    (["--losses", "dc,l2"], "--losses"),
+    (["--ps", "10,101"], "--ps"),
+    (["--ps", "ten"], "--ps"),
+    (["--preset", "huge"], "--preset"),
+])
+def test_bad_arguments_give_one_line(args, culprit, tmp_path, capsys):
+  workdir = tmp_path / "w"
+  with pytest.raises(SystemExit) as exc:
+    sweep.main([*args, "--workdir", str(workdir)])
+  assert exc.value.code == 2
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert last.startswith("python -m examples.separation.sweep: error:")
+  assert culprit in last and "Traceback" not in last
+  assert not workdir.exists()
+
+
+def test_unwritable_workdir_gives_one_line(tmp_path, capsys):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("")
+  with pytest.raises(SystemExit) as exc:
+    sweep.main(["--quick", "--workdir", str(blocker / "sub")])
+  assert exc.value.code == 2
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert "--workdir" in last and "not writable" in last
