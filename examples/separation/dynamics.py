@@ -251,8 +251,44 @@ def run_dynamics(workdir, *, steps: int = DEFAULT_STEPS,
   # NaN (a constant series) is written as null: strict JSON.
   (workdir / "summary.json").write_text(json.dumps(
       _nan_to_none(summary), indent=2), encoding="utf-8")
+  (workdir / "summary.md").write_text(summary_markdown(summary),
+                                      encoding="utf-8")
   plot(rows, summary, workdir / "dynamics.png")
   return summary
+
+
+def summary_markdown(summary: dict) -> str:
+  """The README's table: one row per run, the setup in a caption."""
+  setup = summary["setup"]
+  fmt = lambda x, spec: "-" if x is None or x != x else format(x, spec)
+  lines = [
+      f"{setup['num_layers']} x {setup['hidden']} BLSTM, loss "
+      f"{setup['loss']}, batch {setup['batch_size']}, "
+      f"{setup['chunk_frames']}-frame chunks, Adam {setup['learning_rate']:g}"
+      f", {setup['steps']} steps recorded every {setup['every']}, seed "
+      f"{setup['seed']}; machine: {_machine()}.",
+      "",
+      "| run | Pearson r (smoothness vs grad norm) | r on log values | "
+      "median step size | final train loss | final threshold | "
+      "test SI-SDRi (dB) |",
+      "|---|---|---|---|---|---|---|"]
+  for name, run in summary.items():
+    if name == "setup":
+      continue
+    threshold = (fmt(run["final_threshold"], ".3g") if run["p"] < 100
+                 else "- (no clipping)")
+    lines.append(
+        f"| {name} | {fmt(run['pearson_r'], '.3f')} | "
+        f"{fmt(run['pearson_r_log'], '.3f')} | "
+        f"{fmt(run['median_step_size'], '.3g')} | "
+        f"{fmt(run['final_loss'], '.4g')} | {threshold} | "
+        f"{fmt(run['test_si_sdri_db'], '.2f')} |")
+  return "\n".join(lines) + "\n"
+
+
+def _machine() -> str:
+  from examples.separation import compare  # pylint: disable=import-outside-toplevel
+  return compare.machine()
 
 
 def _nan_to_none(x):

@@ -54,6 +54,9 @@ def test_smoke_dynamics_writes_statistics_summary_and_figure(tmp_path,
     assert summary[name]["final_threshold"] > 0
     assert math.isfinite(summary[name]["test_si_sdri_db"])
   assert summary["setup"]["hidden"] == dynamics.SMOKE_HIDDEN
+  table = (workdir / "summary.md").read_text()
+  for name in names:
+    assert f"| {name} | {summary[name]['pearson_r']:.3f} |" in table
 
   png = (workdir / "dynamics.png").read_bytes()
   assert png[:8] == PNG_MAGIC and len(png) > 20_000
