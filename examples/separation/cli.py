@@ -121,6 +121,34 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
   return config
 
 
+def positive_int(text: str) -> int:
+  """``argparse`` type: an integer >= 1."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+  return value
+
+
+def machine_description() -> str:
+  """One line naming this machine (CPU model, cores, JAX backend)."""
+  import platform  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  model = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          model = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} on "
+          f"{jax.default_backend()}")
+
+
 def check_workdir(path: str) -> pathlib.Path:
   """Creates ``path`` and checks it is writable; raises ValueError if not."""
   workdir = pathlib.Path(path)

@@ -34,27 +34,9 @@ def run_configs(preset: str, loss: str, seed: int, steps: int | None,
   }
 
 
-def machine() -> str:
-  """A one-line description of this machine (CPU model, cores, backend)."""
-  import os  # pylint: disable=import-outside-toplevel
-  import platform  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
-  model = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name"):
-          model = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} on "
-          f"{jax.default_backend()}")
-
-
 def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
   lines = [f"`{command}` -- {args.preset} preset, loss {args.loss}, seed "
-           f"{args.seed}, synthetic two-talker data; machine: {machine()}.",
+           f"{args.seed}, synthetic two-talker data; machine: {cli.machine_description()}.",
            "",
            "| run | steps | clip fraction | test SI-SDR (dB) | "
            "test SI-SDRi (dB) | test utterances |",

@@ -42,6 +42,8 @@ import pathlib
 import sys
 from typing import Optional, Sequence
 
+from examples.separation import cli
+
 RUNS = (("autoclip_p10", 10.0), ("no_clipping_p100", 100.0))
 LABELS = {"autoclip_p10": "AutoClip p=10",
           "no_clipping_p100": "no clipping (p=100)"}
@@ -287,8 +289,7 @@ def summary_markdown(summary: dict) -> str:
 
 
 def _machine() -> str:
-  from examples.separation import compare  # pylint: disable=import-outside-toplevel
-  return compare.machine()
+  return cli.machine_description()
 
 
 def _nan_to_none(x):
@@ -299,14 +300,7 @@ def _nan_to_none(x):
   return x
 
 
-def _positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-  return value
+_positive_int = cli.positive_int
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -341,7 +335,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   every = args.every or defaults[1]
   hidden = args.hidden or defaults[2]
   overrides = defaults[3]
-  from examples.separation import cli  # pylint: disable=import-outside-toplevel
   try:
     base_config(steps, every, hidden, args.seed, overrides)
     workdir = cli.check_workdir(args.workdir)

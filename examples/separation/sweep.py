@@ -35,6 +35,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from examples.separation import cli
 from examples.separation import configs
 
 PS = (0.0, 1.0, 10.0, 25.0, 50.0, 90.0, 100.0)
@@ -385,14 +386,7 @@ def run_sweep(workdir, *, preset: str = SWEEP_PRESET,
 # ----------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-  return value
+_positive_int = cli.positive_int
 
 
 def _losses(text: str) -> tuple[str, ...]:
@@ -458,7 +452,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   overrides = (SMOKE_OVERRIDES if args.smoke else
                QUICK_OVERRIDES if quick else None)
   preset = args.preset or SWEEP_PRESET
-  from examples.separation import cli  # pylint: disable=import-outside-toplevel
   try:
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
