@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
+  add("--pairing", default=None, choices=("cross_register", "any"),
+      help="synthetic talker pairs: a low with a high register (default) or "
+      "any two speakers (much harder)")
   add("--num-test", type=int, default=None,
       help="test utterances (synthetic: generated; real data: first N)")
   add("--eval-every", type=int, default=None)
@@ -93,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
       "n_annealings": args.n_annealings, "n_reduces": args.n_reduces,
       "rocp_threshold": args.rocp_threshold,
       "starting_phase": args.starting_phase, "alpha": args.alpha,
-      "beta0": args.beta0,
+      "beta0": args.beta0, "pairing": args.pairing,
   }
   overrides.update({k: v for k, v in optional.items() if v is not None})
   if args.num_test is not None:

@@ -24,6 +24,7 @@ DATASETS = ("synthetic", "wsj0-2mix", "libri2mix")
 SCHEDULES = ("constant", "rop2", "chained_rop2", "caswr", "caswr_rop2",
              "rop2_caswr_alt", "rocp")
 REWEIGHTS = ("none", "robust", "curriculum", "class")
+PAIRINGS = ("cross_register", "any")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +133,8 @@ def validate(config: Config) -> None:
          f"schedule={c.schedule!r} is not one of {SCHEDULES}")
   _check(c.reweight in REWEIGHTS,
          f"reweight={c.reweight!r} is not one of {REWEIGHTS}")
+  _check(c.pairing in PAIRINGS,
+         f"pairing={c.pairing!r} is not one of {PAIRINGS}")
   _check(c.p == c.p and 0.0 <= c.p <= 100.0,
          f"p={c.p!r} must be in [0, 100]")
   if c.clip == "fixed":
