@@ -36,9 +36,9 @@ SOURCES = {
     "overhead": ("benchmarks/results/overhead_cpu.md",
                  "python benchmarks/overhead.py > "
                  "benchmarks/results/overhead_cpu.md"),
-    "blstm": ("benchmarks/results/blstm_step_cpu.md",
+    "blstm": ("benchmarks/results/blstm_step_cpu.txt",
               "python benchmarks/blstm_step.py > "
-              "benchmarks/results/blstm_step_cpu.md"),
+              "benchmarks/results/blstm_step_cpu.txt"),
 }
 
 _BLOCK = re.compile(
@@ -52,6 +52,8 @@ def render(name: str) -> str:
   if not source.exists():
     return f"*(not generated yet: run `{command}`)*\n"
   text = source.read_text(encoding="utf-8").rstrip("\n") + "\n"
+  if source.suffix != ".md":  # Plain console output: keep it verbatim.
+    text = "```\n" + text + "```\n"
   return text + f"\n<sub>Source: `{path}`, written by `{command}`.</sub>\n"
 
 
