@@ -400,10 +400,12 @@ def train_and_evaluate(config: configs.Config, workdir: str,
         manager.save(done, args=ocp.args.StandardSave(state), force=stop)
       if bar is not None:
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}",
-                        thr=f"{float(logs['threshold']):.3g}",
-                        clip=f"{float(logs['clip_fraction']):.2f}",
-                        refresh=False)
+        postfix = {"loss": f"{loss:.4g}"}
+        if config.clip != "none":
+          postfix["thr"] = f"{float(logs['threshold']):.3g}"
+        if config.clip == "autoclip":
+          postfix["clip"] = f"{float(logs['clip_fraction']):.2f}"
+        bar.set_postfix(postfix, refresh=False)
       if stop:
         if bar is not None:
           bar.write(f"schedule signalled stop at step {done}")
