@@ -34,7 +34,7 @@ class AutoClipState(NamedTuple):
 
   Shapes are for the default global norm; with ``group_labels`` every field
   except ``count`` gets a leading axis ``G`` (one entry per group, in the order
-  of ``sorted(set(labels))``).
+  of ``sorted(set(labels), key=repr)``).
   """
   count: jax.Array  # int32[], update calls so far (saturating).
   threshold: jax.Array  # float32[], clip value used at the last step.
