@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
-  add("--pairing", default=None, choices=("cross_register", "any"),
+  add("--pairing", default=None, choices=configs.PAIRINGS,
       help="synthetic talker pairs: a low with a high register (default) or "
       "any two speakers (much harder)")
   add("--num-test", type=int, default=None,

@@ -12,7 +12,6 @@ trained again (delete its folder to retrain). The summary goes to
 
 import argparse
 import json
-import pathlib
 import sys
 
 from examples.separation import cli

@@ -466,7 +466,7 @@ def _interp_centres(values, k, t, centres):
 
 
 def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
-            consonant_probability: float = 0.3) -> np.ndarray:
+            consonant_probability: float) -> np.ndarray:
   """Speech-like waveforms, one per speaker row: float32 [M, length]."""
   m = len(spk.ids)
   seconds = length / SAMPLE_RATE

@@ -300,9 +300,6 @@ def _nan_to_none(x):
   return x
 
 
-_positive_int = cli.positive_int
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m examples.separation.dynamics",
@@ -311,13 +308,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument("--quick", action="store_true",
                       help=f"2 x {QUICK_HIDDEN} network on short chunks, "
                       f"{QUICK_STEPS} steps (well under a minute)")
-  parser.add_argument("--steps", type=_positive_int, default=None,
+  parser.add_argument("--steps", type=cli.positive_int, default=None,
                       help=f"training steps per run (default {DEFAULT_STEPS};"
                       f" {QUICK_STEPS} with --quick)")
-  parser.add_argument("--every", type=_positive_int, default=None,
+  parser.add_argument("--every", type=cli.positive_int, default=None,
                       help=f"record every k steps (default {DEFAULT_EVERY}; "
                       f"{QUICK_EVERY} with --quick; paper: 20)")
-  parser.add_argument("--hidden", type=_positive_int, default=None,
+  parser.add_argument("--hidden", type=cli.positive_int, default=None,
                       help=f"BLSTM width (default {DEFAULT_HIDDEN}; "
                       f"{QUICK_HIDDEN} with --quick; paper: 300)")
   parser.add_argument("--seed", type=int, default=0)

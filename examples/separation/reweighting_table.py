@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
+from examples.separation import cli
 from examples.separation import configs
 from examples.separation import train
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated alphas (fractions allowed)")
   parser.add_argument("--loss", default="snr", choices=("snr", "mi"),
                       help="training objective (snr: negative SI-SDR-type)")
-  parser.add_argument("--steps", type=int, default=None,
+  parser.add_argument("--steps", type=cli.positive_int, default=None,
                       help="training steps per run (default: the preset's)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--num-devices", type=int, default=None,
@@ -163,12 +164,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   try:
     alphas = parse_alphas(args.alphas)
-    if args.steps is not None and args.steps < 1:
-      raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
     parser.error(str(e))
-  workdir = pathlib.Path(args.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   results = train_runs(workdir, alphas, num_devices=args.num_devices,
                        loss=args.loss, quick=args.quick, steps=args.steps,
                        seed=args.seed)

@@ -386,9 +386,6 @@ def run_sweep(workdir, *, preset: str = SWEEP_PRESET,
 # ----------------------------------------------------------------------------
 
 
-_positive_int = cli.positive_int
-
-
 def _losses(text: str) -> tuple[str, ...]:
   names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
   bad = [n for n in names if n not in LOSS_NAMES]
@@ -422,10 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "resumed)")
   parser.add_argument("--preset", default=None, choices=tuple(configs.PRESETS),
                       help=f"model / data size (default {SWEEP_PRESET})")
-  parser.add_argument("--seeds", type=_positive_int, default=None,
+  parser.add_argument("--seeds", type=cli.positive_int, default=None,
                       help=f"seeds per cell (default {SWEEP_SEEDS}; "
                       f"{QUICK_SEEDS} with --quick)")
-  parser.add_argument("--steps", type=_positive_int, default=None,
+  parser.add_argument("--steps", type=cli.positive_int, default=None,
                       help=f"training steps per run (default {SWEEP_STEPS}; "
                       f"{QUICK_STEPS} with --quick)")
   parser.add_argument("--losses", type=_losses, default=LOSSES,
