@@ -123,11 +123,20 @@ def push(window: Window, value: jax.Array, accept: jax.Array) -> Window:
 
 
 def _rank(q, n):
-  """Splits the virtual index ``q / 100 * (n - 1)`` into (floor, fraction).
+  """Splits the virtual index ``q / 100 * (n - 1)`` into its parts.
 
-  The integer part of ``q`` is handled in exact int32 arithmetic, so integer
-  percentiles give exact ranks for any window size (float32 alone would lose
-  the fraction above a few million entries).
+  ``q`` is taken as float32 (what a traced hyperparameter is under JAX's
+  default precision); float32 subnormals (below ``1.18e-38``) count as 0, as
+  XLA flushes them. The integer part of ``q`` is handled in exact int32
+  arithmetic, so integer percentiles give exact ranks for any window size
+  (float32 alone would lose the fraction above a few million entries).
+
+  Returns:
+    ``(index, frac, has_frac)``: the floor of the virtual index (int32), its
+    fractional part (float32, which may underflow to 0 for a tiny ``q``) and
+    whether the exact fractional part is nonzero (bool; what the ``higher``
+    and ``midpoint`` methods decide on, so a tiny positive ``q`` still moves
+    them off the lower order statistic, as in numpy).
   """
   q = jnp.clip(jnp.asarray(q, jnp.float32), 0.0, 100.0)
   last = jnp.maximum(n - 1, 0).astype(jnp.int32)
@@ -143,9 +152,14 @@ def _rank(q, n):
   carry = frac >= 1.0
   index = jnp.where(carry, index + 1, index)
   frac = jnp.where(carry, frac - 1.0, frac)
+  # ``extra`` underflows to 0 for a tiny positive ``q_frac``: the exact index
+  # is then an integer plus a positive amount below 1 / 100, not an integer.
+  has_frac = (frac > 0) | ((extra == 0) & (q_frac > 0) & (last > 0))
   index = jnp.minimum(index, last)
-  frac = jnp.where(index >= last, 0.0, frac)
-  return index, frac
+  at_end = index >= last
+  frac = jnp.where(at_end, 0.0, frac)
+  has_frac = has_frac & ~at_end
+  return index, frac, has_frac
 
 
 def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
@@ -157,6 +171,9 @@ def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
     length: int[...], number of valid leading entries (>= 1 for a meaningful
       result; 0 returns ``sorted_values[..., 0]``).
     q: percentile in [0, 100] (values outside are clipped); may be traced.
+      It is converted to float32 first, like any traced hyperparameter
+      (float32 subnormals, below ``1.18e-38``, count as 0): the result is
+      ``np.percentile(values, float(np.float32(q)), method=method)``.
     method: one of :data:`PERCENTILE_METHODS`.
 
   Returns:
@@ -165,7 +182,7 @@ def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
   if method not in PERCENTILE_METHODS:
     raise ValueError(
         f"method must be one of {PERCENTILE_METHODS}, got {method!r}.")
-  index, frac = _rank(q, length)
+  index, frac, has_frac = _rank(q, length)
   size = sorted_values.shape[-1]
   hi_index = jnp.minimum(index + 1, jnp.maximum(length - 1, 0))
   hi_index = jnp.minimum(hi_index, size - 1)
@@ -174,13 +191,13 @@ def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
   if method == "lower":
     return lo
   if method == "higher":
-    return jnp.where(frac > 0, hi, lo)
+    return jnp.where(has_frac, hi, lo)
   if method == "nearest":
     # numpy rounds the virtual index half to even.
     up = (frac > 0.5) | ((frac == 0.5) & (index % 2 == 1))
     return jnp.where(up, hi, lo)
   if method == "midpoint":
-    frac = jnp.where(frac > 0, jnp.float32(0.5), jnp.float32(0.0))
+    frac = jnp.where(has_frac, jnp.float32(0.5), jnp.float32(0.0))
   # numpy's _lerp: symmetric form, exact at both ends.
   diff = hi - lo
   return jnp.where(frac >= 0.5, hi - diff * (1.0 - frac), lo + diff * frac)
