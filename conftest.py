@@ -3,12 +3,14 @@
 Must run before JAX initialises its backends, which is why it lives in the root
 conftest (pytest imports it before any test module).
 """
+
 import os
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
   os.environ["XLA_FLAGS"] = (
-      _flags + " --xla_force_host_platform_device_count=8").strip()
+    _flags + " --xla_force_host_platform_device_count=8"
+  ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # Property tests: CI runs a fixed, derandomised set of examples so that a
@@ -19,8 +21,12 @@ try:
 except ImportError:  # pragma: no cover - hypothesis is a test extra
   hypothesis = None
 if hypothesis is not None:
-  hypothesis.settings.register_profile("ci", derandomize=True,
-                                       print_blob=True, deadline=None)
+  hypothesis.settings.register_profile(
+    "ci", derandomize=True, print_blob=True, deadline=None
+  )
   hypothesis.settings.register_profile("dev", print_blob=True)
-  hypothesis.settings.load_profile(os.environ.get(
-      "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+  hypothesis.settings.load_profile(
+    os.environ.get(
+      "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"
+    )
+  )

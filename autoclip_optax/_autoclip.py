@@ -2,7 +2,7 @@
 
 import numbers
 from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,68 +30,98 @@ _SMALL_SQUARED_NORM = 1e-30
 
 
 class AutoClipState(NamedTuple):
-  """State of :func:`autoclip`.
+  """State of :func:`autoclip`: arrays only (jit-safe, checkpointable).
 
   Shapes are for the default global norm; with ``group_labels`` every field
   except ``count`` gets a leading axis ``G`` (one entry per group, in the order
-  of ``sorted(set(labels), key=repr)``).
+  of ``sorted(set(labels), key=repr)``). ``N`` is ``history_size``.
+
+  Attributes:
+    count: ``int32[]``, update calls so far (saturating).
+    threshold: ``float32[]``, clip value used at the last step (the largest
+      finite float32 when no clip value applied: warmup without
+      ``warmup_max_norm``, or no finite norm yet).
+    grad_norm: ``float32[]``, pre-clip norm of the last step (the largest
+      finite float32 on a non-finite step).
+    clipped: ``bool[]``, whether the last update was scaled down.
+    num_clipped: ``int32[]``, steps whose update was scaled down.
+    num_nonfinite: ``int32[]``, steps whose norm was NaN or inf.
+    history: ``float32[N]``, finite norms in arrival order (a ring buffer).
+    sorted_history: ``float32[N]``, the same norms in ascending order, padded
+      with the largest finite float32.
+    history_length: ``int32[]``, valid entries in the history (``<= N``).
+    next_index: ``int32[]``, ring slot written next.
   """
-  count: jax.Array  # int32[], update calls so far (saturating).
-  threshold: jax.Array  # float32[], clip value used at the last step.
-  grad_norm: jax.Array  # float32[], pre-clip norm of the last step.
-  clipped: jax.Array  # bool[], whether the last update was scaled down.
-  num_clipped: jax.Array  # int32[], steps whose update was scaled down.
-  num_nonfinite: jax.Array  # int32[], steps whose norm was NaN or inf.
-  history: jax.Array  # float32[N], finite norms in arrival order (ring).
-  sorted_history: jax.Array  # float32[N], same, ascending, NO_CLIP padded.
-  history_length: jax.Array  # int32[], valid entries in the history (<= N).
-  next_index: jax.Array  # int32[], ring slot written next.
+
+  count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
+  threshold: jax.Array
+  grad_norm: jax.Array
+  clipped: jax.Array
+  num_clipped: jax.Array
+  num_nonfinite: jax.Array
+  history: jax.Array
+  sorted_history: jax.Array
+  history_length: jax.Array
+  next_index: jax.Array
 
 
 def _is_static_number(x) -> bool:
   return isinstance(x, (numbers.Number, np.ndarray, np.generic))
 
 
-def _validate(p, history_size, method, warmup_steps, warmup_max_norm,
-              group_labels):
+def _validate(
+  p, history_size, method, warmup_steps, warmup_max_norm, group_labels
+):
   """Raises ValueError for inconsistent Python arguments."""
   if _is_static_number(p):
     p_value = float(np.asarray(p))
     if np.ndim(p) != 0 or not 0.0 <= p_value <= 100.0:  # False for NaN.
       raise ValueError(f"p must be a number in [0, 100], got p={p!r}.")
-  if (isinstance(history_size, bool)
-      or not isinstance(history_size, (numbers.Integral,))):
+  if isinstance(history_size, bool) or not isinstance(
+    history_size, (numbers.Integral,)
+  ):
     raise ValueError(
-        "history_size must be a Python int (pass it in static_args when "
-        f"using optax.inject_hyperparams), got history_size={history_size!r}.")
-  if not 1 <= history_size <= _order_stats.MAX_WINDOW:
+      "history_size must be a Python int (pass it in static_args when "
+      f"using optax.inject_hyperparams), got history_size={history_size!r}."
+    )
+  if not 1 <= int(history_size) <= _order_stats.MAX_WINDOW:
     raise ValueError(
-        f"history_size must be in [1, {_order_stats.MAX_WINDOW}], got "
-        f"history_size={history_size!r}.")
+      f"history_size must be in [1, {_order_stats.MAX_WINDOW}], got "
+      f"history_size={history_size!r}."
+    )
   if method not in _order_stats.PERCENTILE_METHODS:
     raise ValueError(
-        f"method must be one of {_order_stats.PERCENTILE_METHODS}, got "
-        f"method={method!r}.")
+      f"method must be one of {_order_stats.PERCENTILE_METHODS}, got "
+      f"method={method!r}."
+    )
   if _is_static_number(warmup_steps):
-    if (isinstance(warmup_steps, bool) or np.ndim(warmup_steps) != 0
-        or int(warmup_steps) != warmup_steps or warmup_steps < 0):
+    if (
+      isinstance(warmup_steps, bool)
+      or np.ndim(warmup_steps) != 0
+      or int(warmup_steps) != warmup_steps
+      or warmup_steps < 0
+    ):
       raise ValueError(
-          "warmup_steps must be a non-negative integer, got "
-          f"warmup_steps={warmup_steps!r}.")
+        "warmup_steps must be a non-negative integer, got "
+        f"warmup_steps={warmup_steps!r}."
+      )
   if warmup_max_norm is not None and _is_static_number(warmup_max_norm):
     value = float(np.asarray(warmup_max_norm))
     if not (np.isfinite(value) and value > 0):
       raise ValueError(
-          "warmup_max_norm must be a finite positive number or None, got "
-          f"warmup_max_norm={warmup_max_norm!r}.")
+        "warmup_max_norm must be a finite positive number or None, got "
+        f"warmup_max_norm={warmup_max_norm!r}."
+      )
     if _is_static_number(warmup_steps) and warmup_steps == 0:
       raise ValueError(
-          f"warmup_max_norm={warmup_max_norm!r} has no effect with "
-          "warmup_steps=0; set warmup_steps > 0 or drop warmup_max_norm.")
+        f"warmup_max_norm={warmup_max_norm!r} has no effect with "
+        "warmup_steps=0; set warmup_steps > 0 or drop warmup_max_norm."
+      )
   if isinstance(group_labels, str) and group_labels != "per_leaf":
     raise ValueError(
-        "group_labels must be None, 'per_leaf', a pytree of labels or a "
-        f"callable returning one, got group_labels={group_labels!r}.")
+      "group_labels must be None, 'per_leaf', a pytree of labels or a "
+      f"callable returning one, got group_labels={group_labels!r}."
+    )
 
 
 def _leaf_groups(tree, group_labels) -> tuple[list[int], int]:
@@ -106,8 +136,9 @@ def _leaf_groups(tree, group_labels) -> tuple[list[int], int]:
     label_leaves = treedef.flatten_up_to(labels)
   except (ValueError, TypeError) as e:
     raise ValueError(
-        "group_labels must have the structure of the parameters (one label "
-        f"per leaf): {e}") from e
+      "group_labels must have the structure of the parameters (one label "
+      f"per leaf): {e}"
+    ) from e
   for label in label_leaves:
     if not isinstance(label, Hashable):
       raise ValueError(f"group_labels leaves must be hashable, got {label!r}.")
@@ -125,7 +156,7 @@ def _squared_norm(leaves) -> jax.Array:
 
 
 def _rescaled_norm(leaves) -> jax.Array:
-  """Norm computed as ``m * ||g / m||`` with ``m = max |g|``: no over/underflow."""
+  """Norm as ``m * ||g / m||`` with ``m = max |g|``: no over/underflow."""
   m = jnp.zeros([], jnp.float32)
   for x in leaves:
     m = jnp.maximum(m, jnp.max(jnp.abs(x)).astype(jnp.float32))
@@ -150,8 +181,9 @@ def _robust_norm(leaves) -> jax.Array:
     return jnp.zeros([], jnp.float32)
   squared = _squared_norm(leaves)
   needs_rescale = (~jnp.isfinite(squared)) | (squared < _SMALL_SQUARED_NORM)
-  return jax.lax.cond(needs_rescale, lambda: _rescaled_norm(leaves),
-                      lambda: jnp.sqrt(squared))
+  return jax.lax.cond(
+    needs_rescale, lambda: _rescaled_norm(leaves), lambda: jnp.sqrt(squared)
+  )
 
 
 def _clip_leaf(x, inv_norm, threshold):
@@ -161,18 +193,19 @@ def _clip_leaf(x, inv_norm, threshold):
   does; with both factors 1 (no clipping) the leaf is returned exactly.
   """
   acc = jnp.promote_types(x.dtype, jnp.float32)
-  return ((x.astype(acc) * inv_norm.astype(acc)) *
-          threshold.astype(acc)).astype(x.dtype)
+  return (
+    (x.astype(acc) * inv_norm.astype(acc)) * threshold.astype(acc)
+  ).astype(x.dtype)
 
 
 def autoclip(
-    p: Union[float, jax.Array] = 10.0,
-    history_size: int = DEFAULT_HISTORY_SIZE,
-    *,
-    method: str = "linear",
-    warmup_steps: Union[int, jax.Array] = 0,
-    warmup_max_norm: Optional[Union[float, jax.Array]] = None,
-    group_labels: Union[None, str, Any, Callable[[Any], Any]] = None,
+  p: float | jax.Array = 10.0,
+  history_size: int = DEFAULT_HISTORY_SIZE,
+  *,
+  method: str = "linear",
+  warmup_steps: int | jax.Array = 0,
+  warmup_max_norm: float | jax.Array | None = None,
+  group_labels: None | str | Any | Callable[[Any], Any] = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Clips updates to the ``p``-th percentile of their own norm history.
 
@@ -200,10 +233,16 @@ def autoclip(
   **Non-finite updates.** A step whose norm is NaN or inf is not written to the
   history and does not change any later threshold; its update passes through
   unchanged (still non-finite, so it is visible downstream), and the state
-  stays finite (``grad_norm`` records :data:`NO_CLIP` and ``num_nonfinite``
-  counts the step). To skip such steps, wrap the whole chain::
+  stays finite (``grad_norm`` records the largest finite float32 and
+  ``num_nonfinite`` counts the step). To skip such steps, wrap the whole
+  chain:
 
-    optax.apply_if_finite(optax.chain(autoclip(10), optax.adam(1e-3)), 10)
+    >>> import optax
+    >>> from autoclip_optax import autoclip
+    >>> opt = optax.apply_if_finite(
+    ...   optax.chain(autoclip(10.0), optax.adam(1e-3)),
+    ...   max_consecutive_errors=10,
+    ... )
 
   **Traced hyperparameters.** ``p`` (and ``warmup_steps``,
   ``warmup_max_norm``) may be traced, e.g. under
@@ -253,8 +292,9 @@ def autoclip(
     Clipping for Source Separation Networks
     <https://arxiv.org/abs/2007.14469>`_, MLSP 2020.
   """
-  _validate(p, history_size, method, warmup_steps, warmup_max_norm,
-            group_labels)
+  _validate(
+    p, history_size, method, warmup_steps, warmup_max_norm, group_labels
+  )
   grouped = group_labels is not None
 
   def _per_group(x, num_groups):
@@ -265,16 +305,16 @@ def autoclip(
     window = _order_stats.init_window(history_size)
     g = lambda x: _per_group(x, num_groups)  # pylint: disable=unnecessary-lambda-assignment
     return AutoClipState(
-        count=jnp.zeros([], jnp.int32),
-        threshold=g(jnp.asarray(NO_CLIP, jnp.float32)),
-        grad_norm=g(jnp.zeros([], jnp.float32)),
-        clipped=g(jnp.zeros([], jnp.bool_)),
-        num_clipped=g(jnp.zeros([], jnp.int32)),
-        num_nonfinite=g(jnp.zeros([], jnp.int32)),
-        history=g(window.ring),
-        sorted_history=g(window.sorted),
-        history_length=g(window.length),
-        next_index=g(window.next_index),
+      count=jnp.zeros([], jnp.int32),
+      threshold=g(jnp.asarray(NO_CLIP, jnp.float32)),
+      grad_norm=g(jnp.zeros([], jnp.float32)),
+      clipped=g(jnp.zeros([], jnp.bool_)),
+      num_clipped=g(jnp.zeros([], jnp.int32)),
+      num_nonfinite=g(jnp.zeros([], jnp.int32)),
+      history=g(window.ring),
+      sorted_history=g(window.sorted),
+      history_length=g(window.length),
+      next_index=g(window.next_index),
     )
 
   def _step(norm, window, in_warmup):
@@ -282,7 +322,8 @@ def autoclip(
     finite = jnp.isfinite(norm)
     window = _order_stats.push(window, jnp.where(finite, norm, 0.0), finite)
     percentile = _order_stats.percentile_of_sorted(
-        window.sorted, window.length, p, method)
+      window.sorted, window.length, p, method
+    )
     threshold = jnp.where(window.length > 0, percentile, NO_CLIP)
     if warmup_max_norm is None:
       fallback = jnp.float32(NO_CLIP)
@@ -295,14 +336,22 @@ def autoclip(
     del params, extra_args
     leaves, treedef = jax.tree.flatten(updates)
     leaf_group, num_groups = _leaf_groups(updates, group_labels)
-    norms = jnp.stack([
-        _robust_norm([x for x, gi in zip(leaves, leaf_group) if gi == g])
+    norms = jnp.stack(
+      [
+        _robust_norm(
+          [x for x, gi in zip(leaves, leaf_group, strict=True) if gi == g]
+        )
         for g in range(num_groups)
-    ])
+      ]
+    )
     if not grouped:
       norms = norms[0]
-    window = _order_stats.Window(state.history, state.sorted_history,
-                                 state.history_length, state.next_index)
+    window = _order_stats.Window(
+      state.history,
+      state.sorted_history,
+      state.history_length,
+      state.next_index,
+    )
     in_warmup = state.count < jnp.asarray(warmup_steps, jnp.int32)
     step = jax.vmap(_step, in_axes=(0, 0, None)) if grouped else _step
     threshold, window = step(norms, window, in_warmup)
@@ -314,23 +363,27 @@ def autoclip(
     inv_norm = jnp.where(clipped, 1.0 / jnp.where(clipped, norms, 1.0), 1.0)
     factor = jnp.where(clipped, threshold, 1.0)
     if grouped:
-      new_leaves = [_clip_leaf(x, inv_norm[gi], factor[gi])
-                    for x, gi in zip(leaves, leaf_group)]
+      new_leaves = [
+        _clip_leaf(x, inv_norm[gi], factor[gi])
+        for x, gi in zip(leaves, leaf_group, strict=True)
+      ]
     else:
       new_leaves = [_clip_leaf(x, inv_norm, factor) for x in leaves]
     new_state = AutoClipState(
-        count=optax.safe_increment(state.count),
-        threshold=threshold,
-        grad_norm=jnp.where(finite, norms, NO_CLIP).astype(jnp.float32),
-        clipped=clipped,
-        num_clipped=jnp.where(clipped, optax.safe_increment(state.num_clipped),
-                              state.num_clipped),
-        num_nonfinite=jnp.where(finite, state.num_nonfinite,
-                                optax.safe_increment(state.num_nonfinite)),
-        history=window.ring,
-        sorted_history=window.sorted,
-        history_length=window.length,
-        next_index=window.next_index,
+      count=jnp.asarray(optax.safe_increment(state.count)),
+      threshold=threshold,
+      grad_norm=jnp.where(finite, norms, NO_CLIP).astype(jnp.float32),
+      clipped=clipped,
+      num_clipped=jnp.where(
+        clipped, optax.safe_increment(state.num_clipped), state.num_clipped
+      ),
+      num_nonfinite=jnp.where(
+        finite, state.num_nonfinite, optax.safe_increment(state.num_nonfinite)
+      ),
+      history=window.ring,
+      sorted_history=window.sorted,
+      history_length=window.length,
+      next_index=window.next_index,
     )
     return jax.tree.unflatten(treedef, new_leaves), new_state
 
@@ -349,14 +402,17 @@ def clip_fraction(state: Any) -> jax.Array:
     0 before the first step. Works inside ``jit``.
   """
   autoclip_states = [
-      s for s in jax.tree.leaves(
-          state, is_leaf=lambda x: isinstance(x, AutoClipState))
-      if isinstance(s, AutoClipState)
+    s
+    for s in jax.tree.leaves(
+      state, is_leaf=lambda x: isinstance(x, AutoClipState)
+    )
+    if isinstance(s, AutoClipState)
   ]
   if len(autoclip_states) != 1:
     raise ValueError(
-        f"clip_fraction needs exactly one AutoClipState in state, found "
-        f"{len(autoclip_states)}.")
+      f"clip_fraction needs exactly one AutoClipState in state, found "
+      f"{len(autoclip_states)}."
+    )
   found = autoclip_states[0]
-  return found.num_clipped.astype(jnp.float32) / jnp.maximum(found.count, 1).astype(
-      jnp.float32)
+  steps = jnp.maximum(found.count, 1).astype(jnp.float32)
+  return found.num_clipped.astype(jnp.float32) / steps

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 PERCENTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
 """Interpolation methods supported, with the meaning of ``numpy.percentile``."""
@@ -38,6 +39,7 @@ MAX_WINDOW = 2**24
 
 class Window(NamedTuple):
   """Sliding window of the last ``N`` values with a sorted copy."""
+
   ring: jax.Array  # float32[N], values in arrival order; stale slots unused.
   sorted: jax.Array  # float32[N], ascending; slots >= length hold PAD.
   length: jax.Array  # int32[], number of valid values, <= N.
@@ -47,10 +49,10 @@ class Window(NamedTuple):
 def init_window(size: int) -> Window:
   """An empty window of static capacity ``size``."""
   return Window(
-      ring=jnp.zeros((size,), jnp.float32),
-      sorted=jnp.full((size,), PAD, jnp.float32),
-      length=jnp.zeros([], jnp.int32),
-      next_index=jnp.zeros([], jnp.int32),
+    ring=jnp.zeros((size,), jnp.float32),
+    sorted=jnp.full((size,), PAD, jnp.float32),
+    length=jnp.zeros([], jnp.int32),
+    next_index=jnp.zeros([], jnp.int32),
   )
 
 
@@ -69,9 +71,11 @@ def _replace_sorted(values, remove_index, new_value):
   size = values.shape[0]
   # Insertion point in the array *before* removal, then corrected for it.
   insert_before = jnp.searchsorted(
-      values, new_value, side="left", method="scan_unrolled")
-  k = jnp.where(insert_before > remove_index, insert_before - 1,
-                insert_before).astype(jnp.int32)
+    values, new_value, side="left", method="scan_unrolled"
+  )
+  k = jnp.where(
+    insert_before > remove_index, insert_before - 1, insert_before
+  ).astype(jnp.int32)
   i = remove_index
   j = jnp.arange(size, dtype=jnp.int32)
   pad = jnp.full((1,), PAD, values.dtype)
@@ -101,24 +105,27 @@ def push(window: Window, value: jax.Array, accept: jax.Array) -> Window:
   oldest = window.ring[window.next_index]
   # Remove the oldest value when full, otherwise the last slot (a PAD).
   remove_index = jnp.where(
-      full,
-      jnp.searchsorted(window.sorted, oldest, side="left",
-                       method="scan_unrolled"),
-      size - 1).astype(jnp.int32)
+    full,
+    jnp.searchsorted(
+      window.sorted, oldest, side="left", method="scan_unrolled"
+    ),
+    size - 1,
+  ).astype(jnp.int32)
   # A rejected value is replaced by what is removed: the step is an identity.
   removed_value = jnp.where(full, oldest, jnp.float32(PAD))
   value = jnp.where(accept, value.astype(jnp.float32), removed_value)
   new_sorted = _replace_sorted(window.sorted, remove_index, value)
   new_ring = window.ring.at[window.next_index].set(
-      jnp.where(accept, value, oldest))
+    jnp.where(accept, value, oldest)
+  )
   advanced = (window.next_index + 1) % size
   return Window(
-      ring=new_ring,
-      sorted=new_sorted,
-      length=jnp.where(accept, jnp.minimum(window.length + 1, size),
-                       window.length).astype(jnp.int32),
-      next_index=jnp.where(accept, advanced, window.next_index).astype(
-          jnp.int32),
+    ring=new_ring,
+    sorted=new_sorted,
+    length=jnp.where(
+      accept, jnp.minimum(window.length + 1, size), window.length
+    ).astype(jnp.int32),
+    next_index=jnp.where(accept, advanced, window.next_index).astype(jnp.int32),
   )
 
 
@@ -162,8 +169,12 @@ def _rank(q, n):
   return index, frac, has_frac
 
 
-def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
-                         q: jax.Array, method: str = "linear") -> jax.Array:
+def percentile_of_sorted(
+  sorted_values: jax.Array,
+  length: jax.Array,
+  q: ArrayLike,
+  method: str = "linear",
+) -> jax.Array:
   """``np.percentile(sorted_values[:length], q, method=method)`` in O(1).
 
   Args:
@@ -181,7 +192,8 @@ def percentile_of_sorted(sorted_values: jax.Array, length: jax.Array,
   """
   if method not in PERCENTILE_METHODS:
     raise ValueError(
-        f"method must be one of {PERCENTILE_METHODS}, got {method!r}.")
+      f"method must be one of {PERCENTILE_METHODS}, got {method!r}."
+    )
   index, frac, has_frac = _rank(q, length)
   size = sorted_values.shape[-1]
   hi_index = jnp.minimum(index + 1, jnp.maximum(length - 1, 0))

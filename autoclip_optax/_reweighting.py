@@ -43,33 +43,35 @@ weights.
 """
 
 import numbers
-from typing import Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-ArrayLike = Union[jax.Array, np.ndarray, float]
+ArrayLike = jax.Array | np.ndarray | float
 
 
 def _check_batch(x: jax.Array, name: str) -> None:
   if jnp.ndim(x) != 1:
     raise ValueError(
-        f"{name} must be a 1-D array with one entry per example, got shape "
-        f"{jnp.shape(x)}.")
+      f"{name} must be a 1-D array with one entry per example, got shape "
+      f"{jnp.shape(x)}."
+    )
 
 
 def _check_static(name: str, value, *, minimum: float = 0.0) -> None:
   """Raises ValueError for a concrete ``value`` < minimum or non-finite."""
-  if isinstance(value, jax.core.Tracer):
-    return
-  array = np.asarray(value)
+  try:
+    array = np.asarray(value)
+  except jax.errors.TracerArrayConversionError:
+    return  # Traced (e.g. under inject_hyperparams): no static check.
   if array.ndim != 0 or not np.issubdtype(array.dtype, np.number):
     raise ValueError(f"{name} must be a scalar, got {name}={value!r}.")
   if not (np.isfinite(array) and array >= minimum):
     raise ValueError(
-        f"{name} must be a finite number >= {minimum}, got {name}={value!r}.")
+      f"{name} must be a finite number >= {minimum}, got {name}={value!r}."
+    )
 
 
 def _float(x) -> jax.Array:
@@ -200,11 +202,13 @@ def class_weights(labels: ArrayLike, gammas: ArrayLike) -> jax.Array:
   _check_batch(gammas, "gammas")
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise ValueError(
-        f"labels must be an integer array, got dtype {labels.dtype}.")
+      f"labels must be an integer array, got dtype {labels.dtype}."
+    )
   num_classes = gammas.shape[0]
   valid = (labels >= 0) & (labels < num_classes)
-  scores = jnp.where(valid, gammas[jnp.clip(labels, 0, num_classes - 1)],
-                     jnp.nan)
+  scores = jnp.where(
+    valid, gammas[jnp.clip(labels, 0, num_classes - 1)], jnp.nan
+  )
   return softmax_weights(scores)
 
 
@@ -242,21 +246,22 @@ def reweighted_loss(losses: ArrayLike, weights: ArrayLike) -> jax.Array:
   _check_batch(weights, "weights")
   if weights.shape != losses.shape:
     raise ValueError(
-        f"weights must have the shape of losses {losses.shape}, got "
-        f"{weights.shape}.")
+      f"weights must have the shape of losses {losses.shape}, got "
+      f"{weights.shape}."
+    )
   acc = jnp.promote_types(losses.dtype, weights.dtype)
   weighted = jnp.sum(weights.astype(acc) * losses.astype(acc))
-  uniform = jnp.all(weights == jnp.asarray(1.0, weights.dtype) /
-                    weights.shape[0])
-  return jnp.where(uniform, jnp.mean(losses),
-                   weighted.astype(losses.dtype))
+  uniform = jnp.all(
+    weights == jnp.asarray(1.0, weights.dtype) / weights.shape[0]
+  )
+  return jnp.where(uniform, jnp.mean(losses), weighted.astype(losses.dtype))
 
 
 def curriculum_beta_schedule(
-    init_beta: float,
-    transition_steps: int,
-    decay: str = "linear",
-    decay_rate: float = 0.01,
+  init_beta: float,
+  transition_steps: int,
+  decay: str = "linear",
+  decay_rate: float = 0.01,
 ) -> optax.Schedule:
   r"""Anneals the curriculum's :math:`\beta` from ``init_beta`` to exactly 0.
 
@@ -287,28 +292,36 @@ def curriculum_beta_schedule(
     (2.0, 1.0, 0.0, 0.0)
   """
   _check_static("init_beta", init_beta)
-  if (isinstance(transition_steps, bool)
-      or not isinstance(transition_steps, numbers.Integral)
-      or transition_steps < 1):
+  if (
+    isinstance(transition_steps, bool)
+    or not isinstance(transition_steps, numbers.Integral)
+    or transition_steps < 1
+  ):
     raise ValueError(
-        "transition_steps must be an integer >= 1, got "
-        f"transition_steps={transition_steps!r}.")
+      "transition_steps must be an integer >= 1, got "
+      f"transition_steps={transition_steps!r}."
+    )
   if decay not in ("linear", "exponential"):
     raise ValueError(
-        f"decay must be 'linear' or 'exponential', got decay={decay!r}.")
-  if (isinstance(decay_rate, bool) or not isinstance(decay_rate, numbers.Real)
-      or not 0.0 < decay_rate < 1.0):
+      f"decay must be 'linear' or 'exponential', got decay={decay!r}."
+    )
+  if (
+    isinstance(decay_rate, bool)
+    or not isinstance(decay_rate, numbers.Real)
+    or not 0.0 < decay_rate < 1.0
+  ):
     raise ValueError(
-        "decay_rate must be a number in (0, 1), got "
-        f"decay_rate={decay_rate!r}.")
+      f"decay_rate must be a number in (0, 1), got decay_rate={decay_rate!r}."
+    )
 
   def schedule(count):
-    frac = jnp.clip(jnp.asarray(count, jnp.float32) / transition_steps, 0.0,
-                    1.0)
+    frac = jnp.clip(
+      jnp.asarray(count, jnp.float32) / transition_steps, 0.0, 1.0
+    )
     if decay == "linear":
       shape = 1.0 - frac
     else:
-      shape = (decay_rate ** frac - decay_rate) / (1.0 - decay_rate)
+      shape = (decay_rate**frac - decay_rate) / (1.0 - decay_rate)
     return jnp.where(frac >= 1.0, 0.0, init_beta * shape).astype(jnp.float32)
 
   return schedule

@@ -38,17 +38,18 @@ def make_step(opt):
     grads = jax.grad(loss_fn)(params, x, y)
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state
+
   return step
 
 
 def summarize(params, state):
   ac = state[0]
   return {
-      "w": np.asarray(params["w"]).tolist(),
-      "b": float(params["b"]),
-      "threshold": float(ac.threshold),
-      "num_clipped": int(ac.num_clipped),
-      "history": np.asarray(ac.history).tolist(),
+    "w": np.asarray(params["w"]).tolist(),
+    "b": float(params["b"]),
+    "threshold": float(ac.threshold),
+    "num_clipped": int(ac.num_clipped),
+    "history": np.asarray(ac.history).tolist(),
   }
 
 

@@ -26,10 +26,17 @@ from tests import multihost_problem  # pylint: disable=wrong-import-position
 
 def main():
   process_id, num_processes, port, out = (
-      int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    int(sys.argv[1]),
+    int(sys.argv[2]),
+    int(sys.argv[3]),
+    sys.argv[4],
+  )
   jax.distributed.initialize(
-      coordinator_address=f"127.0.0.1:{port}", num_processes=num_processes,
-      process_id=process_id, initialization_timeout=60)
+    coordinator_address=f"127.0.0.1:{port}",
+    num_processes=num_processes,
+    process_id=process_id,
+    initialization_timeout=60,
+  )
   mesh = Mesh(np.array(jax.devices()), ("data",))
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
@@ -41,8 +48,9 @@ def main():
   opt = multihost_problem.make_optimizer()
   params = jax.device_put(params, replicated)
   state = jax.device_put(opt.init(params), replicated)
-  step = jax.jit(multihost_problem.make_step(opt),
-                 out_shardings=(replicated, replicated))
+  step = jax.jit(
+    multihost_problem.make_step(opt), out_shardings=(replicated, replicated)
+  )
   for t in range(x_all.shape[0]):
     x = jax.make_array_from_process_local_data(data_sharding, x_all[t, rows])
     y = jax.make_array_from_process_local_data(data_sharding, y_all[t, rows])

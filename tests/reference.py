@@ -12,8 +12,14 @@ def global_norm(leaves):
   return float(np.sqrt(total))
 
 
-def reference_autoclip(grad_stream, p, history_size, method="linear",
-                       warmup_steps=0, warmup_max_norm=None):
+def reference_autoclip(
+  grad_stream,
+  p,
+  history_size,
+  method="linear",
+  warmup_steps=0,
+  warmup_max_norm=None,
+):
   """Runs Algorithm 1 over a list of gradient leaf-lists.
 
   Returns a list of dicts with the threshold, norm and clipped leaves of each
@@ -31,19 +37,22 @@ def reference_autoclip(grad_stream, p, history_size, method="linear",
     if t < warmup_steps:
       threshold = np.inf if warmup_max_norm is None else warmup_max_norm
     elif history:
-      threshold = float(np.percentile(np.asarray(history, np.float64), p,
-                                      method=method))
+      threshold = float(
+        np.percentile(np.asarray(history, np.float64), p, method=method)
+      )
     else:
       threshold = np.inf
     # The library keeps norms in float32; compare at that precision.
     clipped = bool(finite and np.float32(norm) > threshold)
     scale = threshold / norm if clipped else 1.0
-    out.append({
+    out.append(
+      {
         "threshold": threshold,
         "norm": norm,
         "clipped": clipped,
         "updates": [np.asarray(x, np.float64) * scale for x in leaves],
-    })
+      }
+    )
   return out
 
 
@@ -51,8 +60,15 @@ def hostile_stream(num_steps, seed, shapes=((2000,), (3,), (5, 4))):
   """Random gradients with spikes, zeros, tiny and huge scales, NaN and inf."""
   rng = np.random.default_rng(seed)
   stream = []
-  kinds = ["normal"] * 10 + ["spike", "zeros", "tiny", "huge", "nan", "inf",
-                             "big_leaf"]
+  kinds = ["normal"] * 10 + [
+    "spike",
+    "zeros",
+    "tiny",
+    "huge",
+    "nan",
+    "inf",
+    "big_leaf",
+  ]
   for _ in range(num_steps):
     kind = kinds[rng.integers(len(kinds))]
     scale = float(rng.lognormal(0.0, 1.0))

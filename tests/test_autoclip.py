@@ -51,8 +51,11 @@ def test_invariants_over_p(p):
   state = tx.init({"w": jnp.zeros(5)})
   update = jax.jit(tx.update)
   for t in range(50):
-    g = {"w": jnp.asarray(rng.standard_normal(5) * rng.lognormal(0, 2),
-                          jnp.float32)}
+    g = {
+      "w": jnp.asarray(
+        rng.standard_normal(5) * rng.lognormal(0, 2), jnp.float32
+      )
+    }
     if t % 11 == 0:
       g = {"w": jnp.zeros(5)}
     u, state = update(g, state)
@@ -74,9 +77,11 @@ def test_state_fields_and_tree_get_inside_jit():
   def step(params, state):
     grads = jax.tree.map(lambda x: 2 * x, params)
     updates, state = opt.update(grads, state, params)
-    logs = {"threshold": optax.tree.get(state, "threshold"),
-            "grad_norm": optax.tree.get(state, "grad_norm"),
-            "clip_fraction": clip_fraction(state)}
+    logs = {
+      "threshold": optax.tree.get(state, "threshold"),
+      "grad_norm": optax.tree.get(state, "grad_norm"),
+      "clip_fraction": clip_fraction(state),
+    }
     return optax.apply_updates(params, updates), state, logs
 
   params, state, logs = step(params, state)
@@ -109,7 +114,8 @@ def test_no_recompilation_on_second_step():
 
 def test_inject_hyperparams_changes_p_from_next_step():
   tx = optax.inject_hyperparams(autoclip, static_args=("history_size",))(
-      p=100.0, history_size=16)
+    p=100.0, history_size=16
+  )
   state = tx.init({"w": jnp.zeros(1)})
   update = jax.jit(tx.update)
   for norm in [1.0, 2.0, 3.0, 4.0]:
@@ -125,7 +131,8 @@ def test_inject_hyperparams_changes_p_from_next_step():
 def test_inject_hyperparams_without_static_history_size_fails_clearly():
   with pytest.raises(ValueError, match="static_args"):
     optax.inject_hyperparams(autoclip)(p=10.0, history_size=16).init(
-        {"w": jnp.zeros(1)})
+      {"w": jnp.zeros(1)}
+    )
 
 
 def test_apply_if_finite_skips_nonfinite_steps():
@@ -168,8 +175,9 @@ def test_first_step_nonfinite_means_no_threshold_yet():
 
 
 def test_multisteps():
-  tx = optax.MultiSteps(optax.chain(autoclip(0.0, 16), optax.sgd(1.0)),
-                        every_k_schedule=2)
+  tx = optax.MultiSteps(
+    optax.chain(autoclip(0.0, 16), optax.sgd(1.0)), every_k_schedule=2
+  )
   params = {"w": jnp.zeros(1)}
   state = tx.init(params)
   update = jax.jit(tx.update)
@@ -178,8 +186,7 @@ def test_multisteps():
   inner = state.inner_opt_state[0]
   # Inner AutoClip saw the two averaged gradients 2 and 6.
   assert int(inner.count) == 2
-  np.testing.assert_allclose(
-      np.sort(np.asarray(inner.history[:2])), [2.0, 6.0])
+  np.testing.assert_allclose(np.sort(np.asarray(inner.history[:2])), [2.0, 6.0])
   np.testing.assert_allclose(u["w"], [-2.0])  # 6 clipped to min norm 2.
 
 
@@ -193,8 +200,9 @@ def test_low_precision_dtype_preserved_no_overflow(dtype):
   updates, state = jax.jit(tx.update)(grads, state, params)
   assert updates["w"].dtype == dtype and updates["b"].dtype == dtype
   ac = state[0]
-  np.testing.assert_allclose(float(ac.grad_norm), np.sqrt(4096 * 4e4 + 3),
-                             rtol=1e-3)
+  np.testing.assert_allclose(
+    float(ac.grad_norm), np.sqrt(4096 * 4e4 + 3), rtol=1e-3
+  )
   assert ac.history.dtype == jnp.float32
   assert np.all(np.isfinite(np.asarray(updates["w"], np.float32)))
 
@@ -228,7 +236,8 @@ def test_per_leaf_groups_clip_each_leaf_by_its_own_history():
 
 def test_callable_group_labels_like_multi_transform():
   labels_fn = lambda tree: jax.tree.map(  # noqa: E731
-      lambda x: "matrix" if x.ndim == 2 else "vector", tree)
+    lambda x: "matrix" if x.ndim == 2 else "vector", tree
+  )
   tx = autoclip(50.0, 8, group_labels=labels_fn)
   params = {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2), "c": jnp.zeros(3)}
   state = tx.init(params)
@@ -246,20 +255,21 @@ def test_group_labels_structure_mismatch_is_reported():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"p": -1.0}, "p=-1.0"),
-        ({"p": 100.5}, "p=100.5"),
-        ({"p": float("nan")}, "p=nan"),
-        ({"history_size": 0}, "history_size=0"),
-        ({"history_size": 2.5}, "history_size=2.5"),
-        ({"history_size": True}, "history_size=True"),
-        ({"method": "hazen"}, "method='hazen'"),
-        ({"warmup_steps": -2}, "warmup_steps=-2"),
-        ({"warmup_steps": 3, "warmup_max_norm": 0.0}, "warmup_max_norm=0.0"),
-        ({"warmup_max_norm": 1.0}, "warmup_steps=0"),
-        ({"group_labels": "per_layer"}, "group_labels='per_layer'"),
-    ])
+  "kwargs, match",
+  [
+    ({"p": -1.0}, "p=-1.0"),
+    ({"p": 100.5}, "p=100.5"),
+    ({"p": float("nan")}, "p=nan"),
+    ({"history_size": 0}, "history_size=0"),
+    ({"history_size": 2.5}, "history_size=2.5"),
+    ({"history_size": True}, "history_size=True"),
+    ({"method": "hazen"}, "method='hazen'"),
+    ({"warmup_steps": -2}, "warmup_steps=-2"),
+    ({"warmup_steps": 3, "warmup_max_norm": 0.0}, "warmup_max_norm=0.0"),
+    ({"warmup_max_norm": 1.0}, "warmup_steps=0"),
+    ({"group_labels": "per_layer"}, "group_labels='per_layer'"),
+  ],
+)
 def test_bad_arguments_raise_at_construction(kwargs, match):
   with pytest.raises(ValueError, match=match.replace("(", r"\(")):
     autoclip(**kwargs)

@@ -13,8 +13,11 @@ NUM_STEPS = 240
 
 
 def _as_tree(leaves):
-  return {"a": jnp.asarray(leaves[0]), "b": jnp.asarray(leaves[1]),
-          "c": jnp.asarray(leaves[2])}
+  return {
+    "a": jnp.asarray(leaves[0]),
+    "b": jnp.asarray(leaves[1]),
+    "c": jnp.asarray(leaves[2]),
+  }
 
 
 def _run(tx, stream):
@@ -28,28 +31,42 @@ def _run(tx, stream):
 
 
 def _assert_matches(ours, ref):
-  for t, ((updates, state), expected) in enumerate(zip(ours, ref)):
+  for t, ((updates, state), expected) in enumerate(zip(ours, ref, strict=True)):
     threshold = float(state.threshold)
     if np.isinf(expected["threshold"]):
       assert threshold == np.finfo(np.float32).max, t
     else:
-      np.testing.assert_allclose(threshold, expected["threshold"], rtol=2e-6,
-                                 err_msg=f"threshold at step {t}")
+      np.testing.assert_allclose(
+        threshold,
+        expected["threshold"],
+        rtol=2e-6,
+        err_msg=f"threshold at step {t}",
+      )
     assert bool(state.clipped) == expected["clipped"], t
     if np.isfinite(expected["norm"]):
-      np.testing.assert_allclose(float(state.grad_norm), expected["norm"],
-                                 rtol=2e-6, err_msg=f"norm at step {t}")
-    for got, want in zip(updates, expected["updates"]):
+      np.testing.assert_allclose(
+        float(state.grad_norm),
+        expected["norm"],
+        rtol=2e-6,
+        err_msg=f"norm at step {t}",
+      )
+    for got, want in zip(updates, expected["updates"], strict=True):
       scale = np.max(np.abs(want[np.isfinite(want)]), initial=0.0)
       np.testing.assert_allclose(
-          np.asarray(got, np.float64), want, rtol=1e-5, atol=1e-6 * scale,
-          equal_nan=True, err_msg=f"updates at step {t}")
+        np.asarray(got, np.float64),
+        want,
+        rtol=1e-5,
+        atol=1e-6 * scale,
+        equal_nan=True,
+        err_msg=f"updates at step {t}",
+      )
     for field in ("history", "sorted_history", "threshold", "grad_norm"):
       assert np.all(np.isfinite(np.asarray(getattr(state, field)))), (t, field)
 
 
-@pytest.mark.parametrize("history_size", [1, 37, 10_000],
-                         ids=["size1", "wraps_6x", "never_fills"])
+@pytest.mark.parametrize(
+  "history_size", [1, 37, 10_000], ids=["size1", "wraps_6x", "never_fills"]
+)
 @pytest.mark.parametrize("p", [0.0, 10.0, 62.5, 100.0])
 def test_matches_numpy_algorithm1(history_size, p):
   stream = hostile_stream(NUM_STEPS, seed=int(p) + history_size)
@@ -58,8 +75,7 @@ def test_matches_numpy_algorithm1(history_size, p):
   _assert_matches(ours, ref)
 
 
-@pytest.mark.parametrize("method",
-                         ["lower", "higher", "nearest", "midpoint"])
+@pytest.mark.parametrize("method", ["lower", "higher", "nearest", "midpoint"])
 def test_matches_numpy_methods(method):
   stream = hostile_stream(150, seed=7)
   ours = _run(autoclip(25.0, 29, method=method), stream)
@@ -69,24 +85,30 @@ def test_matches_numpy_methods(method):
 
 def test_matches_numpy_with_warmup():
   stream = hostile_stream(80, seed=3)
-  ours = _run(autoclip(10.0, 50, warmup_steps=20, warmup_max_norm=2.0),
-              stream)
-  ref = reference_autoclip(stream, 10.0, 50, warmup_steps=20,
-                           warmup_max_norm=2.0)
+  ours = _run(autoclip(10.0, 50, warmup_steps=20, warmup_max_norm=2.0), stream)
+  ref = reference_autoclip(
+    stream, 10.0, 50, warmup_steps=20, warmup_max_norm=2.0
+  )
   _assert_matches(ours, ref)
 
 
 def test_nonfinite_steps_do_not_change_later_thresholds():
   stream = hostile_stream(120, seed=11)
-  clean = [leaves for leaves in stream
-           if np.all([np.all(np.isfinite(x)) for x in leaves])]
+  clean = [
+    leaves
+    for leaves in stream
+    if np.all([np.all(np.isfinite(x)) for x in leaves])
+  ]
   with_bad = _run(autoclip(10.0, 40), stream)
   without_bad = _run(autoclip(10.0, 40), clean)
   finite_thresholds = [
-      float(s.threshold) for (_, s), leaves in zip(with_bad, stream)
-      if np.all([np.all(np.isfinite(x)) for x in leaves])]
+    float(s.threshold)
+    for (_, s), leaves in zip(with_bad, stream, strict=True)
+    if np.all([np.all(np.isfinite(x)) for x in leaves])
+  ]
   np.testing.assert_array_equal(
-      finite_thresholds, [float(s.threshold) for _, s in without_bad])
+    finite_thresholds, [float(s.threshold) for _, s in without_bad]
+  )
 
 
 def test_per_group_matches_numpy_per_group():
@@ -106,7 +128,12 @@ def test_per_group_matches_numpy_per_group():
       else:
         np.testing.assert_allclose(got, want, rtol=2e-6)
     expected = ref_big[t]["updates"] + ref_small[t]["updates"]
-    for got, want in zip(updates, expected):
+    for got, want in zip(updates, expected, strict=True):
       scale = np.max(np.abs(want[np.isfinite(want)]), initial=0.0)
-      np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-5,
-                                 atol=1e-6 * scale, equal_nan=True)
+      np.testing.assert_allclose(
+        np.asarray(got, np.float64),
+        want,
+        rtol=1e-5,
+        atol=1e-6 * scale,
+        equal_nan=True,
+      )

@@ -27,10 +27,14 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
   env = dict(os.environ, PYTHONPATH=_ROOT)
   env.pop("XLA_FLAGS", None)
   procs = [
-      subprocess.Popen(
-          [sys.executable, _WORKER, str(i), "2", str(port), str(outs[i])],
-          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(2)
+    subprocess.Popen(
+      [sys.executable, _WORKER, str(i), "2", str(port), str(outs[i])],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(2)
   ]
   logs = []
   try:
@@ -43,7 +47,7 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
       if proc.poll() is None:
         proc.kill()
         proc.wait()
-  for proc, log in zip(procs, logs):
+  for proc, log in zip(procs, logs, strict=True):
     assert proc.returncode == 0, log[-3000:]
   results = [json.loads(out.read_text()) for out in outs]
   assert [r["process_index"] for r in results] == [0, 1]
@@ -54,9 +58,10 @@ def test_two_processes_match_each_other_and_one_process(tmp_path):
   params, state = multihost_problem.run_single_device()
   single = multihost_problem.summarize(params, state)
   assert results[0]["num_clipped"] == single["num_clipped"] > 0
-  np.testing.assert_allclose(results[0]["history"], single["history"],
-                             rtol=1e-5)
-  np.testing.assert_allclose(results[0]["threshold"], single["threshold"],
-                             rtol=1e-5)
-  np.testing.assert_allclose(results[0]["w"], single["w"], rtol=1e-4,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    results[0]["history"], single["history"], rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    results[0]["threshold"], single["threshold"], rtol=1e-5
+  )
+  np.testing.assert_allclose(results[0]["w"], single["w"], rtol=1e-4, atol=1e-5)

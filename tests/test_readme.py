@@ -8,7 +8,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _tool():
   spec = importlib.util.spec_from_file_location(
-      "update_readme", ROOT / "tools" / "update_readme.py")
+    "update_readme", ROOT / "tools" / "update_readme.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -18,7 +19,8 @@ def test_readme_blocks_are_up_to_date():
   tool = _tool()
   readme = (ROOT / "README.md").read_text(encoding="utf-8")
   assert tool.update(readme) == readme, (
-      "README.md is out of date: run python tools/update_readme.py")
+    "README.md is out of date: run python tools/update_readme.py"
+  )
   for name in tool.SOURCES:
     assert f"<!-- BEGIN GENERATED: {name} -->" in readme, name
 
@@ -35,7 +37,6 @@ def test_readme_starts_with_the_two_setup_commands():
 def test_missing_source_says_which_command_writes_it(tmp_path, monkeypatch):
   tool = _tool()
   monkeypatch.setattr(tool, "ROOT", tmp_path)
-  text = ("<!-- BEGIN GENERATED: sweep -->\nold\n"
-          "<!-- END GENERATED: sweep -->\n")
+  text = "<!-- BEGIN GENERATED: sweep -->\nold\n<!-- END GENERATED: sweep -->\n"
   new = tool.update(text)
   assert "old" not in new and "examples.separation.sweep" in new

@@ -9,7 +9,6 @@ import numpy as np
 import optax
 import pytest
 
-from autoclip_optax import _schedulers as sch
 from autoclip_optax import autoclip
 from autoclip_optax import caswr
 from autoclip_optax import caswr_rop2
@@ -35,7 +34,6 @@ def cos_lr(x, period, min_scale):
 
 
 class RefROP2:
-
   def __init__(self, factor, patience, n_reduces):
     self.factor, self.patience, self.n_reduces = factor, patience, n_reduces
     self.lr, self.prev, self.bad, self.n, self.stop = 1.0, None, 0, 0, False
@@ -57,7 +55,6 @@ class RefROP2:
 
 
 class RefChained:
-
   def __init__(self, factor, patience, n_reduces, n_rop):
     self.factor, self.patience = factor, patience
     self.n_reduces, self.n_rop = n_reduces, n_rop
@@ -87,11 +84,14 @@ class RefChained:
 
 
 class RefCaswrRop2:
-
-  def __init__(self, min_scale, period, n_annealings, factor, patience,
-               n_reduces):
+  def __init__(
+    self, min_scale, period, n_annealings, factor, patience, n_reduces
+  ):
     self.min_scale, self.period, self.n_ann = min_scale, period, n_annealings
     self.factor, self.patience, self.n_reduces = factor, patience, n_reduces
+    # DEVIATION: with n_annealings=0 the reference starts in "CASWR" too and
+    # drops the first epoch's metric; here that is plain ROP2 (see
+    # test_caswr_rop2_without_annealing_is_rop2).
     self.phase_name = "CASWR" if n_annealings > 0 else "ROP2"
     self.sched = self._cycle()
     # DEVIATION: the reference keeps lr0 for epoch 0 (equal iff min_scale=0).
@@ -131,9 +131,9 @@ class RefCaswrRop2:
 
 
 class RefAlt:
-
-  def __init__(self, starting_phase, factor, patience, n_reduces, min_scale,
-               period):
+  def __init__(
+    self, starting_phase, factor, patience, n_reduces, min_scale, period
+  ):
     self.factor, self.patience, self.n_reduces = factor, patience, n_reduces
     self.min_scale, self.period = min_scale, period
     self.phase_name, self.phase, self.stop = starting_phase.upper(), 0, False
@@ -169,7 +169,6 @@ class RefAlt:
 
 
 class RefROCP:
-
   def __init__(self, factor, threshold, n_reduces):
     self.factor, self.threshold, self.n_reduces = factor, threshold, n_reduces
     self.lr, self.prev, self.n, self.stop, self.phase = 1.0, None, 0, False, 0
@@ -187,7 +186,6 @@ class RefROCP:
 
 
 class RefCaswr:
-
   def __init__(self, min_scale, period):
     self.min_scale, self.period, self.e = min_scale, period, 0
     self.lr, self.phase, self.stop = cos_lr(0, period, min_scale), 0, False
@@ -224,15 +222,15 @@ def runner_b(tx):
     state = tx.init(PARAMS)
 
     def body(state, m):
-      u, state = tx.update(jnp.ones(()), state, PARAMS, value=m,
-                           epoch_end=True)
+      u, state = tx.update(jnp.ones(()), state, PARAMS, value=m, epoch_end=True)
       return state, (u, state.phase, state.stop)
 
     _, (us, phases, stops) = jax.lax.scan(body, state, metrics)
     return jnp.concatenate([state.scale[None], us]), phases, stops
 
   return lambda metrics: jax.tree.map(
-      np.asarray, run(jnp.asarray(metrics, jnp.float32)))
+    np.asarray, run(jnp.asarray(metrics, jnp.float32))
+  )
 
 
 def runner_a(tx, steps_per_epoch):
@@ -252,12 +250,14 @@ def runner_a(tx, steps_per_epoch):
   def go(metrics):
     values = (np.asarray(metrics)[:, None] + offsets).reshape(-1)
     us, phases, stops = jax.tree.map(
-        np.asarray, run(jnp.asarray(values, jnp.float32)))
+      np.asarray, run(jnp.asarray(values, jnp.float32))
+    )
     last = np.arange(len(metrics)) * steps_per_epoch + steps_per_epoch - 1
     # Every step of an epoch must use the same scale.
     per_epoch = us.reshape(len(metrics), steps_per_epoch)
-    np.testing.assert_array_equal(per_epoch, per_epoch[:, :1] *
-                                  np.ones_like(per_epoch))
+    np.testing.assert_array_equal(
+      per_epoch, per_epoch[:, :1] * np.ones_like(per_epoch)
+    )
     return per_epoch[:, 0], phases[last], stops[last]
 
   return go
@@ -265,38 +265,51 @@ def runner_a(tx, steps_per_epoch):
 
 def assert_matches_ref(got, want, epochs):
   (g_lr, g_phase, g_stop), (w_lr, w_phase, w_stop) = got, want
-  np.testing.assert_allclose(g_lr[:epochs], w_lr[:epochs], rtol=1e-6,
-                             atol=1e-6)
+  np.testing.assert_allclose(g_lr[:epochs], w_lr[:epochs], rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(g_phase, w_phase)
   np.testing.assert_array_equal(g_stop, w_stop)
 
 
 # name -> (factory(**kw), reference(**kw) with the same kwargs).
 CONFIGS = {
-    "rop2": (lambda **k: rop2(0.5, 2, 3, **k), lambda: RefROP2(0.5, 2, 3)),
-    "rop2_p1": (lambda **k: rop2(0.7, 1, 4, **k), lambda: RefROP2(0.7, 1, 4)),
-    "chained": (lambda **k: chained_rop2(0.5, 2, 3, 3, **k),
-                lambda: RefChained(0.5, 2, 3, 3)),
-    "chained_n1": (lambda **k: chained_rop2(0.5, 1, 1, 4, **k),
-                   lambda: RefChained(0.5, 1, 1, 4)),
-    "caswr": (lambda **k: caswr(0.25, 4, **k), lambda: RefCaswr(0.25, 4)),
-    "caswr_rop2": (lambda **k: caswr_rop2(0.0, 3, 2, 0.5, 2, 3, **k),
-                   lambda: RefCaswrRop2(0.0, 3, 2, 0.5, 2, 3)),
-    "caswr_rop2_min": (lambda **k: caswr_rop2(0.2, 2, 1, 0.5, 1, 2, **k),
-                       lambda: RefCaswrRop2(0.2, 2, 1, 0.5, 1, 2)),
-    "caswr_rop2_n0": (lambda **k: caswr_rop2(0.0, 3, 0, 0.5, 2, 3, **k),
-                      lambda: RefCaswrRop2(0.0, 3, 0, 0.5, 2, 3)),
-    "alt_rop2": (lambda **k: rop2_caswr_alt("rop2", 0.5, 2, 2, 0.0, 3, **k),
-                 lambda: RefAlt("rop2", 0.5, 2, 2, 0.0, 3)),
-    "alt_caswr": (lambda **k: rop2_caswr_alt("CASWR", 0.5, 1, 2, 0.1, 4, **k),
-                  lambda: RefAlt("caswr", 0.5, 1, 2, 0.1, 4)),
+  "rop2": (lambda **k: rop2(0.5, 2, 3, **k), lambda: RefROP2(0.5, 2, 3)),
+  "rop2_p1": (lambda **k: rop2(0.7, 1, 4, **k), lambda: RefROP2(0.7, 1, 4)),
+  "chained": (
+    lambda **k: chained_rop2(0.5, 2, 3, 3, **k),
+    lambda: RefChained(0.5, 2, 3, 3),
+  ),
+  "chained_n1": (
+    lambda **k: chained_rop2(0.5, 1, 1, 4, **k),
+    lambda: RefChained(0.5, 1, 1, 4),
+  ),
+  "caswr": (lambda **k: caswr(0.25, 4, **k), lambda: RefCaswr(0.25, 4)),
+  "caswr_rop2": (
+    lambda **k: caswr_rop2(0.0, 3, 2, 0.5, 2, 3, **k),
+    lambda: RefCaswrRop2(0.0, 3, 2, 0.5, 2, 3),
+  ),
+  "caswr_rop2_min": (
+    lambda **k: caswr_rop2(0.2, 2, 1, 0.5, 1, 2, **k),
+    lambda: RefCaswrRop2(0.2, 2, 1, 0.5, 1, 2),
+  ),
+  "caswr_rop2_n0": (
+    lambda **k: caswr_rop2(0.0, 3, 0, 0.5, 2, 3, **k),
+    lambda: RefCaswrRop2(0.0, 3, 0, 0.5, 2, 3),
+  ),
+  "alt_rop2": (
+    lambda **k: rop2_caswr_alt("rop2", 0.5, 2, 2, 0.0, 3, **k),
+    lambda: RefAlt("rop2", 0.5, 2, 2, 0.0, 3),
+  ),
+  "alt_caswr": (
+    lambda **k: rop2_caswr_alt("CASWR", 0.5, 1, 2, 0.1, 4, **k),
+    lambda: RefAlt("caswr", 0.5, 1, 2, 0.1, 4),
+  ),
 }
 
 
 def random_metrics(seed, epochs=40):
   # Few distinct values, so ties are frequent; drifting down like a loss.
   rng = np.random.default_rng(seed)
-  return (rng.integers(0, 4, epochs) + np.linspace(8, 0, epochs).round())
+  return rng.integers(0, 4, epochs) + np.linspace(8, 0, epochs).round()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -305,20 +318,21 @@ def test_matches_reference_mode_b(name):
   run = runner_b(make())
   for seed in range(4):
     metrics = random_metrics(seed)
-    assert_matches_ref(run(metrics), ref_run(make_ref(), metrics),
-                       len(metrics) + 1)
+    assert_matches_ref(
+      run(metrics), ref_run(make_ref(), metrics), len(metrics) + 1
+    )
 
 
-@pytest.mark.parametrize("name", ["rop2", "chained", "caswr_rop2", "alt_rop2",
-                                  "caswr"])
+@pytest.mark.parametrize(
+  "name", ["rop2", "chained", "caswr_rop2", "alt_rop2", "caswr"]
+)
 def test_matches_reference_mode_a(name):
   make, make_ref = CONFIGS[name]
   run = runner_a(make(steps_per_epoch=3), 3)
   for seed in range(2):
     metrics = random_metrics(seed + 10, 30)
     # Mode (a) gives the scale of epochs 0..E-1 (no call after the last end).
-    assert_matches_ref(run(metrics), ref_run(make_ref(), metrics),
-                       len(metrics))
+    assert_matches_ref(run(metrics), ref_run(make_ref(), metrics), len(metrics))
 
 
 # ---------------------------------------------------------------------------
@@ -328,7 +342,7 @@ def test_matches_reference_mode_a(name):
 def test_rop2_hand_worked_ties_and_no_reset():
   # e2 tie: bad 1; e3 improves but does not reset; e4 tie: bad 2 -> reduce.
   lrs, phases, stops = runner_b(rop2(0.5, 2, 2))([5, 4, 4, 3, 3, 2, 2, 2, 9])
-  np.testing.assert_allclose(lrs, [1, 1, 1, 1, 1, .5, .5, .5, .25, .25])
+  np.testing.assert_allclose(lrs, [1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25])
   np.testing.assert_array_equal(stops, [0, 0, 0, 0, 0, 0, 0, 1, 1])
   np.testing.assert_array_equal(phases, 0)
 
@@ -337,7 +351,7 @@ def test_chained_hand_worked_keeps_previous_metric_across_reset():
   # patience 1, reset at the 3rd plateau, 2 phases. After the reset at e3 the
   # tie at e4 is compared with e3 (the reference overwrites prev = None).
   lrs, phases, stops = runner_b(chained_rop2(0.5, 1, 3, 2))([1] * 7)
-  np.testing.assert_allclose(lrs, [1, 1, .5, .25, 1, .5, .25, 1])
+  np.testing.assert_allclose(lrs, [1, 1, 0.5, 0.25, 1, 0.5, 0.25, 1])
   np.testing.assert_array_equal(phases, [0, 0, 0, 1, 1, 1, 2])
   np.testing.assert_array_equal(stops, [0, 0, 0, 0, 0, 0, 1])
 
@@ -353,28 +367,67 @@ def test_caswr_hand_worked():
 
 def test_caswr_rop2_hand_worked():
   lrs, phases, stops = runner_b(caswr_rop2(0.0, 2, 2, 0.5, 1, 2))(
-      [9, 0, 9, 0, 5, 5, 4, 4])
-  np.testing.assert_allclose(lrs, [1, .5, 1, .5, 1, 1, .5, .5, .25], atol=1e-7)
+    [9, 0, 9, 0, 5, 5, 4, 4]
+  )
+  np.testing.assert_allclose(
+    lrs, [1, 0.5, 1, 0.5, 1, 1, 0.5, 0.5, 0.25], atol=1e-7
+  )
   np.testing.assert_array_equal(phases, [0, 1, 1, 2, 2, 2, 2, 2])
   np.testing.assert_array_equal(stops, [0, 0, 0, 0, 0, 0, 0, 1])
 
 
+def test_caswr_rop2_without_annealing_is_rop2():
+  # Chosen behaviour: n_annealings=0 is exactly rop2, epoch for epoch.
+  for seed in range(3):
+    metrics = random_metrics(seed + 20, 30)
+    got = runner_b(caswr_rop2(0.3, 4, 0, 0.5, 2, 3))(metrics)
+    want = runner_b(rop2(0.5, 2, 3))(metrics)
+    for g, w in zip(got, want, strict=True):
+      np.testing.assert_array_equal(g, w)
+  # Constant metric, patience 1: epoch 0 is recorded, epoch 1 is bad, so
+  # epoch 2 already runs at lr0 * factor.
+  lrs, phases, stops = runner_b(caswr_rop2(0.0, 8, 0, 0.5, 1, 2))([1.0] * 4)
+  np.testing.assert_allclose(lrs, [1, 1, 0.5, 0.25, 0.125])
+  np.testing.assert_array_equal(phases, [0, 0, 0, 0])
+  np.testing.assert_array_equal(stops, [0, 0, 1, 1])
+
+
+def test_caswr_rop2_without_annealing_differs_from_reference_by_one_epoch():
+  # The reference (no DEVIATION: starts in CASWR and switches at the first
+  # epoch end) keeps lr0 for epoch 2 and lags rop2 by one epoch.
+  ref = RefCaswrRop2(0.0, 8, 0, 0.5, 1, 2)
+  ref.phase_name, ref.lr = "CASWR", 1.0
+  ref_lrs, _, ref_stops = ref_run(ref, [1.0] * 4)
+  np.testing.assert_allclose(ref_lrs, [1, 1, 1, 0.5, 0.25])
+  np.testing.assert_array_equal(ref_stops, [0, 0, 0, 1])
+  # Its rates are ours on the metrics without the first epoch, one epoch late.
+  metrics = random_metrics(7, 30)
+  ref = RefCaswrRop2(0.0, 8, 0, 0.5, 2, 3)
+  ref.phase_name, ref.lr = "CASWR", 1.0
+  ref_lrs, _, _ = ref_run(ref, metrics)
+  lrs, _, _ = runner_b(caswr_rop2(0.0, 8, 0, 0.5, 2, 3))(metrics[1:])
+  np.testing.assert_allclose(ref_lrs[1:], lrs, atol=1e-7)
+
+
 def test_alt_hand_worked_from_rop2():
   lrs, phases, stops = runner_b(rop2_caswr_alt("rop2", 0.5, 1, 2, 0.0, 2))(
-      [3, 3, 3, 9, 9, 9, 1, 1, 1])
+    [3, 3, 3, 9, 9, 9, 1, 1, 1]
+  )
   # e2: 2nd reduction -> one epoch at .25, then cos cycle (1, .5), then ROP2.
-  np.testing.assert_allclose(lrs, [1, 1, .5, .25, 1, .5, 1, 1, .5, .25],
-                             atol=1e-7)
+  np.testing.assert_allclose(
+    lrs, [1, 1, 0.5, 0.25, 1, 0.5, 1, 1, 0.5, 0.25], atol=1e-7
+  )
   np.testing.assert_array_equal(phases, [0, 0, 1, 1, 1, 2, 2, 2, 3])
   assert not stops.any()
 
 
 def test_alt_hand_worked_from_caswr():
   lrs, phases, _ = runner_b(rop2_caswr_alt("caswr", 0.5, 1, 1, 0.0, 2))(
-      [7, 7, 5, 5, 0, 0, 0])
+    [7, 7, 5, 5, 0, 0, 0]
+  )
   # Cycle (1, .5); ROP2 from 1: record 5, tie -> .5 and switch; one epoch at
   # .5; cycle (1, .5); ROP2 again.
-  np.testing.assert_allclose(lrs, [1, .5, 1, 1, .5, 1, .5, 1], atol=1e-7)
+  np.testing.assert_allclose(lrs, [1, 0.5, 1, 1, 0.5, 1, 0.5, 1], atol=1e-7)
   np.testing.assert_array_equal(phases, [0, 1, 1, 2, 2, 2, 3])
 
 
@@ -401,7 +454,7 @@ def test_nonfinite_step_values_left_out_of_epoch_mean():
 
 def test_nan_epoch_metric_is_not_bad_like_reference():
   lrs, _, _ = runner_b(rop2(0.5, 1, 5))([1.0, np.nan, 1.0, 1.0])
-  np.testing.assert_allclose(lrs, [1, 1, 1, 1, .5])
+  np.testing.assert_allclose(lrs, [1, 1, 1, 1, 0.5])
 
 
 # ---------------------------------------------------------------------------
@@ -421,8 +474,9 @@ def stand_in_clip():
 
   def update_fn(updates, state, params=None):
     del params, state
-    return updates, StandInClipState(optax.tree.max(
-        jax.tree.map(jnp.abs, updates)).astype(jnp.float32))
+    return updates, StandInClipState(
+      optax.tree.max(jax.tree.map(jnp.abs, updates)).astype(jnp.float32)
+    )
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -446,8 +500,9 @@ def test_rocp_hand_worked_and_reference_mode_a():
   np.testing.assert_array_equal(stops, want_stop)
   # By hand: 4.75 vs 5 (5%) and 4.75 vs 4.75 reduce; 1.9375 vs 2 (3%) is the
   # 3rd reduction (stop); as in the reference, the rule goes on after it.
-  np.testing.assert_allclose(want_lr, [1, 1, 1, .5, .25, .25, .125, .125,
-                                       .0625, .03125])
+  np.testing.assert_allclose(
+    want_lr, [1, 1, 1, 0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.03125]
+  )
   assert int(state.schedule.phase) == 0
 
 
@@ -458,8 +513,9 @@ def test_rocp_mode_b_reads_previous_epochs_last_step():
   scales = []
   for e, c in enumerate(ROCP_CLIPS + [1.0]):
     for i, g in enumerate([c, 77.0, c]):
-      u, state = update(jnp.asarray(g), state, PARAMS,
-                        epoch_end=(e > 0 and i == 0))
+      u, state = update(
+        jnp.asarray(g), state, PARAMS, epoch_end=(e > 0 and i == 0)
+      )
       if i == 0:
         scales.append(float(u) / g)
   want_lr, _, _ = ref_run(RefROCP(0.5, 0.1, 3), ROCP_CLIPS)
@@ -488,8 +544,9 @@ def test_rocp_with_real_autoclip():
   clips, scales, stops = [], [], []
   for _ in range(10):
     for _ in range(4):
-      g = jnp.asarray(rng.normal(size=2) * (1 + 0.2 * rng.random()),
-                      jnp.float32)
+      g = jnp.asarray(
+        rng.normal(size=2) * (1 + 0.2 * rng.random()), jnp.float32
+      )
       u, state = update(g, state, params)
     clips.append(float(optax.tree.get(state.inner_state, "threshold")))
     scales.append(float(state.schedule.scale))
@@ -501,18 +558,21 @@ def test_rocp_with_real_autoclip():
 
 
 def test_rocp_scales_inner_updates_and_forwards_extra_args():
-  inner = optax.chain(autoclip(p=100.0, history_size=8), optax.adam(0.1),
-                      rop2(0.5, 1, 5))
+  inner = optax.chain(
+    autoclip(p=100.0, history_size=8), optax.adam(0.1), rop2(0.5, 1, 5)
+  )
   tx = rocp(inner, 0.5, 0.01, 5)
   params = jnp.zeros(3)
   state = tx.init(params)
   g = jnp.array([1.0, -2.0, 3.0])
   u, state = tx.update(g, state, params, value=1.0, epoch_end=False)
-  u_inner, _ = inner.update(g, tx.init(params).inner_state, params, value=1.0,
-                            epoch_end=False)
+  u_inner, _ = inner.update(
+    g, tx.init(params).inner_state, params, value=1.0, epoch_end=False
+  )
   np.testing.assert_array_equal(u, u_inner)  # Scale 1 in the first epoch.
-  assert int(optax.tree.get(state.inner_state, "EpochSchedulerState").epoch
-             ) == 0
+  assert (
+    int(optax.tree.get(state.inner_state, "EpochSchedulerState").epoch) == 0
+  )
 
 
 def test_rocp_requires_a_threshold():
@@ -530,12 +590,12 @@ def test_rocp_requires_a_threshold():
 
 
 ALL_FACTORIES = {
-    "rop2": lambda **k: rop2(**k),
-    "chained_rop2": lambda **k: chained_rop2(**k),
-    "caswr": lambda **k: caswr(**k),
-    "caswr_rop2": lambda **k: caswr_rop2(**k),
-    "rop2_caswr_alt": lambda **k: rop2_caswr_alt(**k),
-    "rocp": lambda **k: rocp(stand_in_clip(), **k),
+  "rop2": lambda **k: rop2(**k),
+  "chained_rop2": lambda **k: chained_rop2(**k),
+  "caswr": lambda **k: caswr(**k),
+  "caswr_rop2": lambda **k: caswr_rop2(**k),
+  "rop2_caswr_alt": lambda **k: rop2_caswr_alt(**k),
+  "rocp": lambda **k: rocp(stand_in_clip(), **k),
 }
 
 
@@ -562,7 +622,7 @@ def test_jit_no_retrace_and_array_state(name, spe):
     assert isinstance(state, ROCPState)
   sched = state.schedule if name == "rocp" else state
   assert isinstance(sched, EpochSchedulerState)
-  for field, leaf in zip(sched._fields, sched):
+  for field, leaf in zip(sched._fields, sched, strict=True):
     assert isinstance(leaf, jax.Array), field
     assert leaf.shape == (), field
   assert sched.scale.dtype == jnp.float32
@@ -582,14 +642,18 @@ def test_chain_with_adam_scales_adam_updates():
     u, state = update(g, state, params, value=metric, epoch_end=i > 0)
     u_adam, adam_state = adam.update(g, adam_state, params)
     # The first epoch_end only records its metric; 3 >= 2 and 4 >= 3 reduce.
-    np.testing.assert_allclose(u["w"], u_adam["w"] * [1, 1, .5, .25][i],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+      u["w"], u_adam["w"] * [1, 1, 0.5, 0.25][i], rtol=1e-6
+    )
   assert bool(should_stop(state)) and bool(state[1].stop)
 
 
 def test_autoclip_adam_rop2_chain_trains():
-  opt = optax.chain(autoclip(p=10.0, history_size=32), optax.adam(0.05),
-                    rop2(0.5, 2, 3, steps_per_epoch=5))
+  opt = optax.chain(
+    autoclip(p=10.0, history_size=32),
+    optax.adam(0.05),
+    rop2(0.5, 2, 3, steps_per_epoch=5),
+  )
   x = jnp.linspace(-1, 1, 16)
   y = 3 * x + 1
   params = {"a": jnp.zeros(()), "b": jnp.zeros(())}
@@ -613,14 +677,16 @@ def test_autoclip_adam_rop2_chain_trains():
 
 
 def test_should_stop_nested_and_jit():
-  opt = optax.chain(optax.sgd(1.0), rop2(0.5, 1, 1),
-                    optax.chain(caswr(), chained_rop2(0.5, 1, 1, 5)))
+  opt = optax.chain(
+    optax.sgd(1.0),
+    rop2(0.5, 1, 1),
+    optax.chain(caswr(), chained_rop2(0.5, 1, 1, 5)),
+  )
   state = opt.init(PARAMS)
   assert not bool(should_stop(state))
   assert not bool(should_stop(optax.adam(1.0).init(PARAMS)))
   for i, m in enumerate([1.0, 1.0]):
-    _, state = opt.update(jnp.ones(()), state, PARAMS, value=m,
-                          epoch_end=i > 0)
+    _, state = opt.update(jnp.ones(()), state, PARAMS, value=m, epoch_end=i > 0)
   assert not bool(should_stop(state))
   _, state = opt.update(jnp.ones(()), state, PARAMS, value=1.0, epoch_end=True)
   assert bool(jax.jit(should_stop)(state))
@@ -631,8 +697,7 @@ def test_peek_stop_before_next_epoch_leaves_state_untouched():
   opt = optax.chain(optax.adam(0.1), rop2(0.5, 1, 1))
   params = jnp.ones(2)
   state = opt.init(params)
-  _, state = opt.update(jnp.ones(2), state, params, value=0.0,
-                        epoch_end=False)
+  _, state = opt.update(jnp.ones(2), state, params, value=0.0, epoch_end=False)
   _, state = opt.update(jnp.ones(2), state, params, value=1.0, epoch_end=True)
   before = jax.tree.map(np.asarray, state)
   _, peek = opt.update(jnp.zeros(2), state, params, value=1.0, epoch_end=True)
@@ -648,16 +713,18 @@ def test_low_precision_updates_keep_dtype():
   for flag in [False, True]:
     u, state = tx.update(g, state, params, epoch_end=flag)
   assert u["w"].dtype == jnp.bfloat16 and u["v"].dtype == jnp.float16
-  np.testing.assert_allclose(np.asarray(u["w"], np.float32), 0.8535534,
-                             rtol=1e-2)
+  np.testing.assert_allclose(
+    np.asarray(u["w"], np.float32), 0.8535534, rtol=1e-2
+  )
 
 
 def test_phase_field_exposed_via_tree_get():
   opt = optax.chain(optax.adam(1e-3), caswr_rop2(0.0, 2, 1, 0.5, 3, 5))
   state = opt.init(PARAMS)
   for i in range(3):
-    _, state = opt.update(jnp.ones(()), state, PARAMS, value=1.0,
-                          epoch_end=i > 0)
+    _, state = opt.update(
+      jnp.ones(()), state, PARAMS, value=1.0, epoch_end=i > 0
+    )
   assert int(optax.tree.get(state, "phase")) == 1
   assert float(optax.tree.get(state, "scale")) == 1.0
 
@@ -666,7 +733,9 @@ def test_phase_field_exposed_via_tree_get():
 # Argument validation.
 
 
-@pytest.mark.parametrize("factory, kwargs, name", [
+@pytest.mark.parametrize(
+  "factory, kwargs, name",
+  [
     (rop2, {"factor": 1.0}, "factor"),
     (rop2, {"factor": 0.0}, "factor"),
     (rop2, {"factor": True}, "factor"),
@@ -687,12 +756,19 @@ def test_phase_field_exposed_via_tree_get():
     (rop2_caswr_alt, {"n_reduces": 0}, "n_reduces"),
     (rop2_caswr_alt, {"min_scale": 2.0}, "min_scale"),
     (lambda **k: rocp(stand_in_clip(), **k), {"threshold": 0.0}, "threshold"),
-    (lambda **k: rocp(stand_in_clip(), **k), {"threshold": float("nan")},
-     "threshold"),
-    (lambda **k: rocp(stand_in_clip(), **k), {"max_reductions": 0},
-     "max_reductions"),
+    (
+      lambda **k: rocp(stand_in_clip(), **k),
+      {"threshold": float("nan")},
+      "threshold",
+    ),
+    (
+      lambda **k: rocp(stand_in_clip(), **k),
+      {"max_reductions": 0},
+      "max_reductions",
+    ),
     (lambda **k: rocp("adam", **k), {}, "inner"),
-])
+  ],
+)
 def test_bad_arguments_raise_value_error_naming_them(factory, kwargs, name):
   with pytest.raises(ValueError, match=name):
     factory(**kwargs)
@@ -715,7 +791,11 @@ def test_update_argument_errors():
   tx.update(jnp.ones(()), tx.init(PARAMS))
 
 
-def test_docstring_examples():
+@pytest.mark.parametrize("module", ["_epoch", "_rop2", "_caswr", "_rocp"])
+def test_docstring_examples(module):
   import doctest  # pylint: disable=import-outside-toplevel
-  result = doctest.testmod(sch, optionflags=doctest.ELLIPSIS)
+  import importlib  # pylint: disable=import-outside-toplevel
+
+  mod = importlib.import_module(f"autoclip_optax._schedulers.{module}")
+  result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
   assert result.attempted > 0 and result.failed == 0

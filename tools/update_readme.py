@@ -22,28 +22,38 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # name -> (source file, command that writes it)
 SOURCES = {
-    "compare": ("results/compare/comparison.md",
-                "python -m examples.separation.compare "
-                "--workdir results/compare"),
-    "sweep": ("results/sweep/table.md",
-              "python -m examples.separation.sweep --workdir results/sweep"),
-    "dynamics": ("results/dynamics/summary.md",
-                 "python -m examples.separation.dynamics "
-                 "--workdir results/dynamics"),
-    "reweighting": ("results/reweighting/table.md",
-                    "python -m examples.separation.reweighting_table "
-                    "--workdir results/reweighting"),
-    "overhead": ("benchmarks/results/overhead_cpu.md",
-                 "python benchmarks/overhead.py > "
-                 "benchmarks/results/overhead_cpu.md"),
-    "blstm": ("benchmarks/results/blstm_step_cpu.txt",
-              "python benchmarks/blstm_step.py > "
-              "benchmarks/results/blstm_step_cpu.txt"),
+  "compare": (
+    "results/compare/comparison.md",
+    "python -m examples.separation.compare --workdir results/compare",
+  ),
+  "sweep": (
+    "results/sweep/table.md",
+    "python -m examples.separation.sweep --workdir results/sweep",
+  ),
+  "dynamics": (
+    "results/dynamics/summary.md",
+    "python -m examples.separation.dynamics --workdir results/dynamics",
+  ),
+  "reweighting": (
+    "results/reweighting/table.md",
+    "python -m examples.separation.reweighting_table "
+    "--workdir results/reweighting",
+  ),
+  "overhead": (
+    "benchmarks/results/overhead_cpu.md",
+    "python benchmarks/overhead.py > benchmarks/results/overhead_cpu.md",
+  ),
+  "blstm": (
+    "benchmarks/results/blstm_step_cpu.txt",
+    "python benchmarks/blstm_step.py > benchmarks/results/blstm_step_cpu.txt",
+  ),
 }
 
 _BLOCK = re.compile(
-    r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n).*?"
-    r"(<!-- END GENERATED: (?P=name) -->)", re.S)
+  r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n).*?"
+  r"(<!-- END GENERATED: (?P=name) -->)",
+  re.S,
+)
 
 
 def render(name: str) -> str:
@@ -63,13 +73,17 @@ def update(readme: str) -> str:
     if name not in SOURCES:
       raise SystemExit(f"README block {name!r} has no entry in SOURCES")
     return match.group(1) + render(name) + match.group(3)
+
   return _BLOCK.sub(substitute, readme)
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--check", action="store_true",
-                      help="only report whether README.md is up to date")
+  parser.add_argument(
+    "--check",
+    action="store_true",
+    help="only report whether README.md is up to date",
+  )
   args = parser.parse_args(argv)
   path = ROOT / "README.md"
   old = path.read_text(encoding="utf-8")

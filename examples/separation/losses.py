@@ -207,15 +207,26 @@ def psa_target(mix_stft: Array, source_stfts: Array) -> Array:
 def _weighted_grams(
     embeddings: Array, assignments: Array, weights: Array | None
 ) -> tuple[Array, Array, Array]:
-  """``V^T W~ V``, ``V^T W~ Y``, ``Y^T W~ Y`` with ``W~ = W / trace(W)``."""
+  """``V^T W~ V``, ``V^T W~ Y``, ``Y^T W~ Y`` with ``W~ = W / trace(W)``.
+
+  With uniform weights (``weights=None``, ``W~ = I / N``) the plain sums are
+  taken first and divided by ``N`` once: for 0/1 assignments ``Y^T Y`` holds
+  integer counts, exact in float32 up to 2**24 bins, and so do ``V^T V`` and
+  ``V^T Y`` for one-hot embeddings. Scaling every term by a rounded ``1 / N``
+  before a long float32 sum would instead accumulate a bias that makes
+  perfect embeddings score L_DC < 0 and L_WKM != D - S.
+  """
   batch, dim = embeddings.shape[0], embeddings.shape[-1]
   num_sources = assignments.shape[-1]
   v = embeddings.reshape(batch, -1, dim)
   y = assignments.reshape(batch, -1, num_sources).astype(v.dtype)
   if weights is None:
-    w = jnp.ones(v.shape[:2], v.dtype)
-  else:
-    w = weights.reshape(batch, -1).astype(v.dtype)
+    n = v.shape[1]
+    vtv = jnp.einsum('bnd,bne->bde', v, v) / n
+    vty = jnp.einsum('bnd,bns->bds', v, y) / n
+    yty = jnp.einsum('bns,bnt->bst', y, y) / n
+    return vtv, vty, yty
+  w = weights.reshape(batch, -1).astype(v.dtype)
   w = w / jnp.maximum(w.sum(axis=-1, keepdims=True), _TINY)
   wv = w[..., None] * v
   vtv = jnp.einsum('bnd,bne->bde', wv, v)

@@ -18,12 +18,23 @@ SI-SDR (Le Roux et al., "SDR - half-baked or well done?", ICASSP 2019), per
 source, over the time axis::
 
   s, s_hat  <- s - mean(s), s_hat - mean(s_hat)        (zero_mean=True)
-  alpha      = <s_hat, s> / (||s||^2 + eps)
-  SI-SDR     = 10 log10(||alpha s||^2 / (||alpha s - s_hat||^2 + eps) + eps)
+  alpha      = <s_hat, s> / (||s||^2 (1 + eps) + tiny)
+  SI-SDR     = 10 log10(||alpha s||^2
+                        / (||alpha s - s_hat||^2 + eps ||alpha s||^2 + tiny)
+                        + eps)
 
-with ``eps = 1e-8`` as in asteroid. Separation metrics of one utterance pick the
-source permutation that maximises the SI-SDR averaged over sources, and report
-the improvement over using the mixture itself as every source's estimate::
+with ``eps = 1e-8`` and ``tiny`` the dtype's smallest normal number. This is
+asteroid's formula with its guards made relative to the signals' energy:
+asteroid adds an absolute ``1e-8`` to both denominators, which is negligible
+at normal levels (the two agree to ~1e-6 dB there) but makes quiet signals
+score lower (a pair scaled by 1e-4, about -105 dBFS, loses ~6 dB at 20 dB
+SI-SDR). Here SI-SDR is invariant to the scale of either signal down to
+energies near ``tiny``; a perfect estimate scores 10 log10(1 / eps) = 80 dB
+and an orthogonal one -80 dB, at any level.
+
+Separation metrics of one utterance pick the source permutation that maximises
+the SI-SDR averaged over sources, and report the improvement over using the
+mixture itself as every source's estimate::
 
   SI-SDRi_j = SI-SDR(s_hat_perm(j), s_j) - SI-SDR(x, s_j)
 
@@ -65,11 +76,17 @@ def _si_sdr(xp: Any, estimate, reference, mask, zero_mean: bool, eps: float):
     if mask is not None:
       estimate = estimate * mask
       reference = reference * mask
+  # Guards relative to the energies (plus the smallest normal number, for
+  # all-zero inputs), so that the result does not depend on the level.
+  tiny = xp.finfo(xp.result_type(estimate, reference)).tiny
   dot = (estimate * reference).sum(axis=-1, keepdims=True)
-  alpha = dot / ((reference ** 2).sum(axis=-1, keepdims=True) + eps)
+  ref_energy = (reference ** 2).sum(axis=-1, keepdims=True)
+  alpha = dot / (ref_energy * (1.0 + eps) + tiny)
   target = alpha * reference
   noise = estimate - target
-  ratio = (target ** 2).sum(axis=-1) / ((noise ** 2).sum(axis=-1) + eps)
+  target_energy = (target ** 2).sum(axis=-1)
+  ratio = target_energy / ((noise ** 2).sum(axis=-1) + eps * target_energy
+                           + tiny)
   return 10.0 * xp.log10(ratio + eps)
 
 
@@ -161,7 +178,7 @@ def batch_si_sdr(
     lengths: optional int ``[B]``: only the first ``lengths[b]`` samples of
       example ``b`` count (zero-padded batches).
     zero_mean: subtract the (valid-sample) mean first.
-    eps: stabiliser.
+    eps: relative stabiliser (see the module docstring).
 
   Returns:
     ``[B, ...]`` SI-SDR.

@@ -83,6 +83,20 @@ def test_deep_clustering_perfect_embedding_is_zero(embed_inputs):
                              atol=1e-6)
 
 
+def test_perfect_embeddings_uniform_weights_are_exact_at_paper_length():
+  # T = 400 frames x 129 bins: a float32 sum of N terms each pre-scaled by
+  # 1/N drifts by ~1e-4 here (L_DC < 0, L_WKM = 18.9997 for D = 20, S = 2).
+  t, f, d, s = 400, 129, 20, 2
+  labels = np.random.default_rng(3).integers(0, s, (2, t, f))
+  y = np.eye(s, dtype=np.float32)[labels]
+  v = np.concatenate([y, np.zeros(y.shape[:-1] + (d - s,), np.float32)], -1)
+  dc = np.asarray(jax.jit(losses.deep_clustering_loss)(v, y))
+  wkm = np.asarray(_wkm(v, y))
+  np.testing.assert_allclose(dc, 0.0, atol=1e-6)
+  # One float32 ulp at D - S (1.9e-6) is the resolution of the result.
+  np.testing.assert_allclose(wkm, d - s, atol=np.spacing(np.float32(d - s)))
+
+
 def test_whitened_kmeans_matches_naive(embed_inputs):
   v, y, w = embed_inputs
   got = np.asarray(_wkm(v, y, w))

@@ -27,12 +27,55 @@ def test_si_sdr_matches_direct_formula():
   np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-def test_scaled_copy_is_very_high_and_scale_invariant():
+def _asteroid_si_sdr(est, ref, eps=1e-8):
+  """asteroid's SingleSrcNegSDR('sisdr') formula (absolute eps), negated."""
+  est = est - est.mean(-1, keepdims=True)
+  ref = ref - ref.mean(-1, keepdims=True)
+  alpha = (est * ref).sum(-1, keepdims=True) / (
+      (ref ** 2).sum(-1, keepdims=True) + eps)
+  target = alpha * ref
+  noise = est - target
+  return 10 * np.log10((target ** 2).sum(-1) / ((noise ** 2).sum(-1) + eps)
+                       + eps)
+
+
+def test_scaled_copy_hits_the_cap_and_scale_invariant():
   _, refs = _signals()
-  assert np.all(metrics.si_sdr(-3.0 * refs + 0.5, refs) > 100)
+  # A perfect estimate scores 10 log10(1 / eps) = 80 dB whatever the level.
+  np.testing.assert_allclose(metrics.si_sdr(-3.0 * refs + 0.5, refs), 80.0,
+                             atol=1e-6)
+  np.testing.assert_allclose(metrics.si_sdr(1e-5 * refs, 1e-3 * refs), 80.0,
+                             atol=1e-6)
   est, _ = _signals(1)
   np.testing.assert_allclose(metrics.si_sdr(10 * est, refs),
                              metrics.si_sdr(est, refs), rtol=1e-9)
+
+
+def test_agrees_with_asteroid_at_normal_levels():
+  rng = np.random.default_rng(4)
+  refs = 0.05 * rng.standard_normal((2, 16000))  # About -26 dBFS.
+  for noise in (0.03, 0.3, 1.0):
+    est = refs + noise * 0.05 * rng.standard_normal((2, 16000))
+    np.testing.assert_allclose(metrics.si_sdr(est, refs),
+                               _asteroid_si_sdr(est, refs), atol=1e-4)
+
+
+def test_quiet_copy_scores_like_the_unscaled_one():
+  rng = np.random.default_rng(5)
+  refs = 0.05 * rng.standard_normal((2, 16000))
+  est = refs + 0.1 * 0.05 * rng.standard_normal((2, 16000))  # ~20 dB.
+  loud = metrics.si_sdr(est, refs)
+  # x 1e-4 (about -105 dBFS): asteroid's absolute eps costs ~6 dB here.
+  quiet = metrics.si_sdr(1e-4 * est, 1e-4 * refs)
+  np.testing.assert_allclose(quiet, loud, atol=1e-6)
+  assert np.all(_asteroid_si_sdr(1e-4 * est, 1e-4 * refs) < loud - 5)
+  # The float32 jnp version too.
+  quiet32 = metrics.batch_si_sdr((1e-4 * est)[None].astype(np.float32),
+                                 (1e-4 * refs)[None].astype(np.float32))
+  np.testing.assert_allclose(np.asarray(quiet32)[0], loud, atol=1e-3)
+  silent = metrics.batch_si_sdr(np.zeros((1, 8), np.float32),
+                                np.zeros((1, 8), np.float32))
+  assert np.all(np.isfinite(np.asarray(silent)))
 
 
 def test_separation_metrics_permutation_invariant():
