@@ -1,0 +1,368 @@
+# Copyright 2024 The autoclip-optax Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Separate your own recordings into two sources.
+
+::
+
+  python -m examples.separation.separate FILE_OR_DIR ... [--model DIR]
+      [--output-dir OUT] [--chunk-seconds S] [--overlap-seconds S] [--plot]
+      [--no-progress]
+
+Each input is a wav, flac or ogg file (any sample rate and channel count) or
+a folder, whose ``*.wav``, ``*.flac`` and ``*.ogg`` files (not recursive) are
+taken. For an input ``NAME.EXT`` it writes ``OUT/NAME_s1.wav`` and
+``OUT/NAME_s2.wav``: mono, 32-bit float, at the input's sample rate and
+exactly its length (the source order is arbitrary), and with ``--plot``
+``OUT/NAME_spectrograms.png`` (the mixture's and the estimates' spectrograms
+at the model's 8 kHz, at most the first 60 s). ``--model`` defaults to the
+model shipped in ``examples/separation/pretrained/default``; see
+``separator.py`` for model directories, resampling, chunking (default 30 s
+chunks with 2 s of overlap; ``--chunk-seconds 0`` separates whole files) and
+how each kind of model turns its outputs into waveforms.
+
+Memory: the audio is read in 10-second blocks, downmixed and resampled to
+8 kHz as it is read, separated chunk by chunk and resampled back block by
+block while writing, so what is held is the 8 kHz signal and its two
+estimates (96 kB per second of audio) plus one chunk's network activations
+(with soxr installed; scipy's fallback resamples whole signals).
+
+Errors: a missing path, a file that is not readable audio (or has no
+samples), a folder without audio files, two inputs that would write the same
+outputs, a ``--model`` that is not a model directory and an output folder
+that cannot be written are reported before anything is written, as one
+``error:`` line naming the path, with exit status 2. A failure while
+separating a file exits with status 1 naming the file; every output is
+written to a temporary file and renamed when complete, so no output is ever
+half-written (outputs of the files before it are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+BLOCK_SECONDS = 10.0
+PLOT_MAX_SECONDS = 60.0
+
+
+class InputError(ValueError):
+  """An input path that cannot be separated (one-line message)."""
+
+
+def _one_line(text: str) -> str:
+  return " ".join(str(text).split())
+
+
+# ----------------------------------------------------------------------------
+# Inputs.
+# ----------------------------------------------------------------------------
+
+
+def check_audio_file(path: pathlib.Path) -> None:
+  """Raises InputError unless ``path`` is a readable, non-empty audio file."""
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  try:
+    info = sf.info(str(path))
+  except Exception as e:  # pylint: disable=broad-except
+    # soundfile raises LibsndfileError, RuntimeError or TypeError.
+    raise InputError(f"{path}: not a readable audio file "
+                     f"({_one_line(e)})") from None
+  if info.frames <= 0:
+    raise InputError(f"{path}: no audio samples")
+
+
+def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
+  """The audio files named by ``paths`` (files, or folders of audio files).
+
+  Every file is checked with ``soundfile.info`` (no audio is read).
+
+  Raises:
+    InputError: a missing path, a file that is not audio, a folder with no
+      ``.wav``/``.flac``/``.ogg`` file, or two inputs with the same stem.
+  """
+  files: list[pathlib.Path] = []
+  for text in paths:
+    path = pathlib.Path(text)
+    if not path.exists():
+      raise InputError(f"{path}: no such file or directory")
+    if path.is_dir():
+      found = sorted(p for p in path.iterdir()
+                     if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+      if not found:
+        raise InputError(f"{path}: no {', '.join(AUDIO_SUFFIXES)} files in "
+                         "this folder")
+      files += found
+    else:
+      files.append(path)
+  stems: dict[str, pathlib.Path] = {}
+  for path in files:
+    check_audio_file(path)
+    if path.stem in stems and stems[path.stem].resolve() != path.resolve():
+      raise InputError(f"{path} and {stems[path.stem]} would both write "
+                       f"{path.stem}_s1.wav; rename one")
+    stems[path.stem] = path
+  seen, unique = set(), []
+  for path in files:
+    if path.resolve() not in seen:
+      seen.add(path.resolve())
+      unique.append(path)
+  return unique
+
+
+# ----------------------------------------------------------------------------
+# Streaming audio I/O.
+# ----------------------------------------------------------------------------
+
+
+def _resample_stream(rate_in: int, rate_out: int):
+  """A soxr stream resampler, or None (same rate, or soxr not installed)."""
+  if rate_in == rate_out:
+    return None
+  try:
+    import soxr  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32",
+                             quality="HQ")
+
+
+def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
+  """Reads ``path`` block by block, downmixed to mono and resampled to ``rate``.
+
+  Returns:
+    ``(audio float32 [N], file sample rate, file length in samples)``.
+  """
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+  with sf.SoundFile(str(path)) as f:
+    file_rate, frames = f.samplerate, f.frames
+    stream = _resample_stream(file_rate, rate)
+    parts = []
+    for block in f.blocks(blocksize=max(1, int(file_rate * BLOCK_SECONDS)),
+                          dtype="float32", always_2d=True):
+      mono = block.mean(axis=1, dtype=np.float32)
+      parts.append(stream.resample_chunk(mono) if stream else mono)
+    if stream is not None:
+      parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+  audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+  if stream is None and file_rate != rate:
+    audio = separator_lib.resample(audio, file_rate, rate)
+  return np.asarray(audio, np.float32), file_rate, frames
+
+
+def write_resampled(path: os.PathLike, audio: np.ndarray, rate_in: int,
+                    rate_out: int, length: int) -> None:
+  """Writes mono ``audio`` resampled to ``rate_out`` and cut/padded to
+  ``length`` samples as a 32-bit float wav, block by block."""
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+  audio = np.asarray(audio, np.float32)
+  with sf.SoundFile(str(path), "w", samplerate=rate_out, channels=1,
+                    subtype="FLOAT", format="WAV") as f:
+    stream = _resample_stream(rate_in, rate_out)
+    if stream is None:
+      f.write(separator_lib.fit_length(
+          separator_lib.resample(audio, rate_in, rate_out), length))
+      return
+    written = 0
+    block = max(1, int(rate_in * BLOCK_SECONDS))
+    starts = range(0, max(len(audio), 1), block)
+    for start in starts:
+      last = start + block >= len(audio)
+      out = stream.resample_chunk(audio[start:start + block], last=last)
+      out = out[:length - written]
+      f.write(out)
+      written += len(out)
+    if written < length:
+      f.write(np.zeros(length - written, np.float32))
+
+
+def plot_spectrograms(path: os.PathLike, mix: np.ndarray,
+                      estimates: np.ndarray, sample_rate: int,
+                      title: str = "") -> None:
+  """A PNG of the mixture's and the estimates' log spectrograms.
+
+  At most the first ``PLOT_MAX_SECONDS`` are shown (the title says so).
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from scipy import signal as sps  # pylint: disable=import-outside-toplevel
+  limit = int(PLOT_MAX_SECONDS * sample_rate)
+  shown = min(len(mix), limit)
+  signals = [("mixture", mix[:shown])] + [
+      (f"estimate s{j + 1}", est[:shown]) for j, est in enumerate(estimates)]
+  nperseg = 256 if sample_rate <= 16000 else 1024
+  fig, axes = plt.subplots(len(signals), 1, sharex=True, sharey=True,
+                           figsize=(10, 2.2 * len(signals)))
+  for ax, (label, x) in zip(axes, signals):
+    freqs, _, spec = sps.spectrogram(
+        np.asarray(x, np.float64), fs=sample_rate, nperseg=nperseg,
+        noverlap=nperseg * 3 // 4, window="hann")
+    db = 10 * np.log10(spec + 1e-12)
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
+              vmin=db.max() - 80, vmax=db.max(), interpolation="nearest",
+              extent=(0, len(x) / sample_rate, 0, freqs[-1] / 1000))
+    ax.set_ylabel(f"{label}\nkHz")
+  axes[-1].set_xlabel("time (s)")
+  if len(mix) > limit:
+    title = f"{title} (first {PLOT_MAX_SECONDS:g} s)".strip()
+  if title:
+    axes[0].set_title(title)
+  fig.tight_layout()
+  fig.savefig(str(path), dpi=100, format="png")
+  plt.close(fig)
+
+
+def separate_file(separator, path: os.PathLike, output_dir: os.PathLike, *,
+                  plot: bool = False) -> list[pathlib.Path]:
+  """Separates one audio file into ``OUT/<stem>_s1.wav`` and ``_s2.wav``.
+
+  Args:
+    separator: a ``separator.Separator``.
+    path: a wav / flac / ogg file, any sample rate and channel count.
+    output_dir: an existing folder.
+    plot: also write ``OUT/<stem>_spectrograms.png``.
+
+  Returns:
+    The paths written. They appear only once all are complete (temporary
+    files renamed at the end); on an error none of them is written.
+  """
+  from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
+  path = pathlib.Path(path)
+  mix, rate, length = read_mono(path, separator.sample_rate)
+  estimates = separator.separate_8k(mix)
+  out = pathlib.Path(output_dir)
+  finals = [out / f"{path.stem}_s{j + 1}.wav" for j in range(len(estimates))]
+  if plot:
+    finals.append(out / f"{path.stem}_spectrograms.png")
+  temps = []
+  try:
+    for j, est in enumerate(estimates):
+      tmp, _ = evaluation.atomic_path(finals[j])
+      temps.append(tmp)
+      write_resampled(tmp, est, separator.sample_rate, rate, length)
+    if plot:
+      tmp, _ = evaluation.atomic_path(finals[-1])
+      temps.append(tmp)
+      plot_spectrograms(tmp, mix, estimates, separator.sample_rate,
+                        title=path.name)
+    for tmp, final in zip(temps, finals):
+      os.replace(tmp, final)
+  finally:
+    for tmp in temps:
+      tmp.unlink(missing_ok=True)
+  return finals
+
+
+# ----------------------------------------------------------------------------
+# Command line.
+# ----------------------------------------------------------------------------
+
+
+def _nonnegative_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+  if not value >= 0 or value == float("inf"):
+    raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got "
+                                     f"{text}")
+  return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(
+      prog="python -m examples.separation.separate",
+      description="Separate audio files into two sources with a trained "
+      "BLSTM separator.")
+  add = parser.add_argument
+  add("inputs", nargs="+", metavar="FILE_OR_DIR",
+      help="wav/flac/ogg files, or folders of them")
+  add("--model", default=None, metavar="DIR",
+      help="model directory: exported (config.json + params.msgpack) or a "
+      "training workdir (default: the shipped pretrained model)")
+  add("--output-dir", default="separated", metavar="OUT",
+      help="where <stem>_s1.wav / <stem>_s2.wav go (default: ./separated)")
+  add("--chunk-seconds", type=_nonnegative_float,
+      default=separator_lib.DEFAULT_CHUNK_SECONDS,
+      help="separate longer inputs in chunks of this many seconds "
+      "(default %(default)s; 0: whole files)")
+  add("--overlap-seconds", type=_nonnegative_float,
+      default=separator_lib.DEFAULT_OVERLAP_SECONDS,
+      help="overlap of consecutive chunks, crossfaded (default %(default)s)")
+  add("--plot", action="store_true",
+      help="also write <stem>_spectrograms.png")
+  add("--no-progress", action="store_true", help="no progress bar")
+  return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  chunk = args.chunk_seconds or None
+  if chunk is not None and not 0 < args.overlap_seconds < chunk:
+    parser.exit(2, f"error: --overlap-seconds {args.overlap_seconds:g} must "
+                f"be > 0 and < --chunk-seconds {chunk:g}\n")
+  try:
+    files = collect_inputs(args.inputs)
+  except InputError as e:
+    parser.exit(2, f"error: {e}\n")
+
+  # Heavy imports only once the inputs are known to be good.
+  from examples.separation import cli  # pylint: disable=import-outside-toplevel
+  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+  try:
+    separator = separator_lib.load_separator(
+        args.model, chunk_seconds=chunk, overlap_seconds=args.overlap_seconds)
+  except separator_lib.ModelError as e:
+    parser.exit(2, f"error: --model: {e}\n")
+  try:
+    output_dir = cli.check_workdir(args.output_dir)
+  except ValueError as e:
+    parser.exit(2, "error: " + str(e).replace("--workdir", "--output-dir", 1)
+                + "\n")
+
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  bar = tqdm(files, desc="separate", unit="file", dynamic_ncols=True,
+             disable=args.no_progress)
+  for path in bar:
+    try:
+      written = separate_file(separator, path, output_dir, plot=args.plot)
+    except KeyboardInterrupt:
+      bar.close()
+      print(f"interrupted while separating {path}; its outputs were not "
+            "written", file=sys.stderr)
+      return 130
+    except Exception as e:  # pylint: disable=broad-except
+      bar.close()
+      print(f"error: {path}: {_one_line(e) or type(e).__name__}",
+            file=sys.stderr)
+      return 1
+    for out in written:
+      bar.write(str(out), file=sys.stdout)
+  bar.close()
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
