@@ -46,7 +46,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,23 +64,23 @@ NUM_BINS = signal.NUM_BINS
 NUM_SOURCES = 2
 # name -> (layers, hidden, batch, frames)
 CONFIGS = {
-    '2x64': (2, 64, 8, 100),
-    '2x128': (2, 128, 16, 200),
-    '2x300': (2, 300, 25, 400),
-    '4x600': (4, 600, 25, 400),
+  "2x64": (2, 64, 8, 100),
+  "2x128": (2, 128, 16, 200),
+  "2x300": (2, 300, 25, 400),
+  "4x600": (4, 600, 25, 400),
 }
-DEFAULT_CONFIGS = '2x64,2x128,2x300'
+DEFAULT_CONFIGS = "2x64,2x128,2x300"
 
 
 def cpu_model() -> str:
   try:
-    with open('/proc/cpuinfo') as f:
+    with open("/proc/cpuinfo") as f:
       for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
   except OSError:
     pass
-  return platform.processor() or 'unknown'
+  return platform.processor() or "unknown"
 
 
 def num_cores() -> int:
@@ -97,6 +97,7 @@ def l1_mask_loss(masks: jax.Array, mag: jax.Array, target: jax.Array):
 
 class OursMI(nn.Module):
   """models.BLSTM + sigmoid mask head (time-major inside)."""
+
   num_layers: int
   hidden: int
 
@@ -104,14 +105,17 @@ class OursMI(nn.Module):
   def __call__(self, feats):
     batch, frames, bins = feats.shape
     h = models.BLSTM(self.num_layers, self.hidden, time_major=True)(
-        jnp.swapaxes(feats, 0, 1))
+      jnp.swapaxes(feats, 0, 1)
+    )
     m = nn.sigmoid(nn.Dense(NUM_SOURCES * bins)(h))
-    return jnp.transpose(m.reshape(frames, batch, NUM_SOURCES, bins),
-                         (1, 2, 0, 3))
+    return jnp.transpose(
+      m.reshape(frames, batch, NUM_SOURCES, bins), (1, 2, 0, 3)
+    )
 
 
 class FlaxMI(nn.Module):
   """Flax built-in bidirectional RNN stack + sigmoid mask head."""
+
   num_layers: int
   hidden: int
 
@@ -120,17 +124,20 @@ class FlaxMI(nn.Module):
     batch, frames, bins = feats.shape
     h = feats
     for _ in range(self.num_layers):
-      h = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
-                           nn.RNN(nn.OptimizedLSTMCell(self.hidden)))(h)
+      h = nn.Bidirectional(
+        nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
+        nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
+      )(h)
     m = nn.sigmoid(nn.Dense(NUM_SOURCES * bins)(h))
-    return jnp.transpose(m.reshape(batch, frames, NUM_SOURCES, bins),
-                         (0, 2, 1, 3))
+    return jnp.transpose(
+      m.reshape(batch, frames, NUM_SOURCES, bins), (0, 2, 1, 3)
+    )
 
 
 def _jax_runner(loss_fn, params) -> Callable[[], float]:
   """Returns a closure running one jitted fwd+bwd+Adam step; returns seconds."""
   opt = optax.adam(1e-3)
-  state = {'params': params, 'opt': opt.init(params)}
+  state = {"params": params, "opt": opt.init(params)}
 
   @jax.jit
   def step(p, s):
@@ -140,10 +147,10 @@ def _jax_runner(loss_fn, params) -> Callable[[], float]:
 
   def run() -> float:
     t0 = time.perf_counter()
-    p, s, loss = step(state['params'], state['opt'])
+    p, s, loss = step(state["params"], state["opt"])
     loss.block_until_ready()
     elapsed = time.perf_counter() - t0
-    state['params'], state['opt'] = p, s
+    state["params"], state["opt"] = p, s
     return elapsed
 
   return run
@@ -152,63 +159,78 @@ def _jax_runner(loss_fn, params) -> Callable[[], float]:
 def make_jax_runners(layers, hidden, batch, frames, seed=0):
   """Builds the jax implementations of one configuration."""
   rng = np.random.default_rng(seed)
-  feats = jnp.asarray(rng.standard_normal((batch, frames, NUM_BINS)),
-                      jnp.float32)
+  feats = jnp.asarray(
+    rng.standard_normal((batch, frames, NUM_BINS)), jnp.float32
+  )
   mag = jnp.abs(feats)
   target = jnp.asarray(
-      rng.uniform(size=(batch, NUM_SOURCES, frames, NUM_BINS)), jnp.float32)
+    rng.uniform(size=(batch, NUM_SOURCES, frames, NUM_BINS)), jnp.float32
+  )
   key = jax.random.PRNGKey(seed)
   runners = {}
 
   ours = OursMI(layers, hidden)
-  p = ours.init(key, feats)['params']
-  runners['ours'] = _jax_runner(
-      lambda p: l1_mask_loss(ours.apply({'params': p}, feats), mag, target), p)
+  p = ours.init(key, feats)["params"]
+  runners["ours"] = _jax_runner(
+    lambda p: l1_mask_loss(ours.apply({"params": p}, feats), mag, target), p
+  )
 
   wave = jnp.asarray(
-      rng.standard_normal((batch, signal.frames_to_samples(frames))) * 0.1,
-      jnp.float32)
-  sep = models.Separator(layers, hidden, head='mi')
-  p = sep.init(key, wave)['params']
+    rng.standard_normal((batch, signal.frames_to_samples(frames))) * 0.1,
+    jnp.float32,
+  )
+  sep = models.Separator(layers, hidden, head="mi")
+  p = sep.init(key, wave)["params"]
 
   def sep_loss(p):
-    out = sep.apply({'params': p}, wave)
-    return l1_mask_loss(out['masks'], jnp.abs(out['mix_stft']), target)
+    out = sep.apply({"params": p}, wave)
+    return l1_mask_loss(out["masks"], jnp.abs(out["mix_stft"]), target)
 
-  runners['ours+stft'] = _jax_runner(sep_loss, p)
+  runners["ours+stft"] = _jax_runner(sep_loss, p)
 
   flax_model = FlaxMI(layers, hidden)
-  p = flax_model.init(key, feats)['params']
-  runners['flax'] = _jax_runner(
-      lambda p: l1_mask_loss(flax_model.apply({'params': p}, feats), mag,
-                             target), p)
+  p = flax_model.init(key, feats)["params"]
+  runners["flax"] = _jax_runner(
+    lambda p: l1_mask_loss(flax_model.apply({"params": p}, feats), mag, target),
+    p,
+  )
 
-  if jax.default_backend() == 'gpu':
-    runners['cudnn'] = make_cudnn_runner(layers, hidden, feats, mag, target,
-                                         key)
+  if jax.default_backend() == "gpu":
+    runners["cudnn"] = make_cudnn_runner(
+      layers, hidden, feats, mag, target, key
+    )
   return runners
 
 
 def make_cudnn_runner(layers, hidden, feats, mag, target, key):
   """cuDNN LSTM via jax.experimental.rnn (GPU only)."""
   from jax.experimental import rnn  # pylint: disable=g-import-not-at-top
+
   batch, frames, bins = feats.shape
   k1, k2 = jax.random.split(key)
   params = {
-      'lstm': rnn.init_lstm_weight(k1, bins, hidden, layers, True),
-      'w': jax.random.normal(k2, (2 * hidden, NUM_SOURCES * bins)) * 0.01,
-      'b': jnp.zeros((NUM_SOURCES * bins,)),
+    "lstm": rnn.init_lstm_weight(k1, bins, hidden, layers, True),
+    "w": jax.random.normal(k2, (2 * hidden, NUM_SOURCES * bins)) * 0.01,
+    "b": jnp.zeros((NUM_SOURCES * bins,)),
   }
   zeros = jnp.zeros((2 * layers, batch, hidden), jnp.float32)
   seq_lengths = jnp.full((batch,), frames, jnp.int32)
 
   def loss_fn(p):
-    y, _, _ = rnn.lstm(feats, zeros, zeros, p['lstm'], seq_lengths,
-                       input_size=bins, hidden_size=hidden, num_layers=layers,
-                       dropout=0.0, bidirectional=True)
-    m = jax.nn.sigmoid(y @ p['w'] + p['b'])
-    m = jnp.transpose(m.reshape(batch, frames, NUM_SOURCES, bins),
-                      (0, 2, 1, 3))
+    y, _, _ = rnn.lstm(
+      feats,
+      zeros,
+      zeros,
+      p["lstm"],
+      seq_lengths,
+      input_size=bins,
+      hidden_size=hidden,
+      num_layers=layers,
+      dropout=0.0,
+      bidirectional=True,
+    )
+    m = jax.nn.sigmoid(y @ p["w"] + p["b"])
+    m = jnp.transpose(m.reshape(batch, frames, NUM_SOURCES, bins), (0, 2, 1, 3))
     return l1_mask_loss(m, mag, target)
 
   return _jax_runner(loss_fn, params)
@@ -217,20 +239,24 @@ def make_cudnn_runner(layers, hidden, feats, mag, target, key):
 def make_torch_runner(layers, hidden, batch, frames, threads, seed=0):
   """PyTorch nn.LSTM(bidirectional=True) + Linear + Adam."""
   import torch  # pylint: disable=g-import-not-at-top
+
   torch.set_num_threads(threads)
   torch.manual_seed(seed)
   rng = np.random.default_rng(seed)
   feats = torch.from_numpy(
-      rng.standard_normal((batch, frames, NUM_BINS)).astype(np.float32))
+    rng.standard_normal((batch, frames, NUM_BINS)).astype(np.float32)
+  )
   mag = feats.abs()
   target = torch.from_numpy(
-      rng.uniform(size=(batch, NUM_SOURCES, frames, NUM_BINS)).astype(
-          np.float32))
-  lstm = torch.nn.LSTM(NUM_BINS, hidden, num_layers=layers,
-                       bidirectional=True, batch_first=True)
+    rng.uniform(size=(batch, NUM_SOURCES, frames, NUM_BINS)).astype(np.float32)
+  )
+  lstm = torch.nn.LSTM(
+    NUM_BINS, hidden, num_layers=layers, bidirectional=True, batch_first=True
+  )
   head = torch.nn.Linear(2 * hidden, NUM_SOURCES * NUM_BINS)
-  opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()),
-                         lr=1e-3)
+  opt = torch.optim.Adam(
+    list(lstm.parameters()) + list(head.parameters()), lr=1e-3
+  )
 
   def run() -> float:
     t0 = time.perf_counter()
@@ -248,11 +274,11 @@ def make_torch_runner(layers, hidden, batch, frames, threads, seed=0):
 
 def torch_worker(spec: str) -> None:
   """Subprocess loop: builds the torch step, answers 'step' with its time."""
-  layers, hidden, batch, frames, threads = (int(v) for v in spec.split('x'))
+  layers, hidden, batch, frames, threads = (int(v) for v in spec.split("x"))
   run = make_torch_runner(layers, hidden, batch, frames, threads)
-  print('ready', flush=True)
+  print("ready", flush=True)
   for line in sys.stdin:
-    if line.strip() != 'step':
+    if line.strip() != "step":
       break
     print(repr(run()), flush=True)
 
@@ -266,16 +292,19 @@ class TorchProcess:
   """
 
   def __init__(self, layers, hidden, batch, frames, threads):
-    spec = f'{layers}x{hidden}x{batch}x{frames}x{threads}'
+    spec = f"{layers}x{hidden}x{batch}x{frames}x{threads}"
     self.proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), '--torch-worker', spec],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+      [sys.executable, os.path.abspath(__file__), "--torch-worker", spec],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+    )
     line = self.proc.stdout.readline().strip()
-    if line != 'ready':
-      raise RuntimeError(f'torch worker failed to start: {line!r}')
+    if line != "ready":
+      raise RuntimeError(f"torch worker failed to start: {line!r}")
 
   def __call__(self) -> float:
-    self.proc.stdin.write('step\n')
+    self.proc.stdin.write("step\n")
     self.proc.stdin.flush()
     return float(self.proc.stdout.readline())
 
@@ -284,8 +313,12 @@ class TorchProcess:
     self.proc.wait()
 
 
-def bench(runners: dict[str, Callable[[], float]], reps: int, warmup: int,
-          pause: float = 0.05):
+def bench(
+  runners: dict[str, Callable[[], float]],
+  reps: int,
+  warmup: int,
+  pause: float = 0.05,
+):
   """Interleaved repetitions; returns the median step time per runner.
 
   ``pause`` seconds of idle time precede every timed step so that the
@@ -304,16 +337,24 @@ def bench(runners: dict[str, Callable[[], float]], reps: int, warmup: int,
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--quick', action='store_true',
-                      help='fewer repetitions (3 instead of 10).')
-  parser.add_argument('--configs', default=DEFAULT_CONFIGS,
-                      help='comma-separated LAYERSxHIDDEN among '
-                      f'{sorted(CONFIGS)} or LxHxBxT (e.g. 2x300x25x400).')
-  parser.add_argument('--reps', type=int, default=None)
-  parser.add_argument('--threads', type=int, default=None,
-                      help='torch threads (default: cores available to jax).')
-  parser.add_argument('--torch-worker', default=None, help=argparse.SUPPRESS)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument(
+    "--quick", action="store_true", help="fewer repetitions (3 instead of 10)."
+  )
+  parser.add_argument(
+    "--configs",
+    default=DEFAULT_CONFIGS,
+    help="comma-separated LAYERSxHIDDEN among "
+    f"{sorted(CONFIGS)} or LxHxBxT (e.g. 2x300x25x400).",
+  )
+  parser.add_argument("--reps", type=int, default=None)
+  parser.add_argument(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch threads (default: cores available to jax).",
+  )
+  parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.torch_worker:
     torch_worker(args.torch_worker)
@@ -321,77 +362,92 @@ def main(argv=None):
 
   cores = num_cores()
   threads = args.threads or cores
-  print(f'CPU: {cpu_model()} | cores available: {cores} | '
-        f'python {platform.python_version()}')
-  print(f'jax {jax.__version__} | backend {jax.default_backend()} | '
-        f'device {jax.devices()[0].device_kind} | flax {flax.__version__} | '
-        f'optax {optax.__version__}')
-  print(f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r} | jax uses all '
-        f'{cores} cores (XLA intra-op pool)')
-  if hasattr(os, 'getloadavg'):
-    print('load average at start: ' +
-          ', '.join(f'{v:.2f}' for v in os.getloadavg()) +
-          ' (shared machine: numbers are noisy, compare within a row)')
+  print(
+    f"CPU: {cpu_model()} | cores available: {cores} | "
+    f"python {platform.python_version()}"
+  )
+  print(
+    f"jax {jax.__version__} | backend {jax.default_backend()} | "
+    f"device {jax.devices()[0].device_kind} | flax {flax.__version__} | "
+    f"optax {optax.__version__}"
+  )
+  print(
+    f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} | jax uses all "
+    f"{cores} cores (XLA intra-op pool)"
+  )
+  if hasattr(os, "getloadavg"):
+    print(
+      "load average at start: "
+      + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+      + " (shared machine: numbers are noisy, compare within a row)"
+    )
   torch_version = subprocess.run(
-      [sys.executable, '-c', 'import torch; print(torch.__version__)'],
-      capture_output=True, text=True)
+    [sys.executable, "-c", "import torch; print(torch.__version__)"],
+    capture_output=True,
+    text=True,
+  )
   torch_ok = torch_version.returncode == 0
   if torch_ok:
-    print(f'torch {torch_version.stdout.strip()} on CPU (separate process, '
-          f'torch.set_num_threads({threads}))')
+    print(
+      f"torch {torch_version.stdout.strip()} on CPU (separate process, "
+      f"torch.set_num_threads({threads}))"
+    )
   else:
-    reason = (torch_version.stderr.strip().splitlines() or ['?'])[-1]
-    print(f'torch: skipped ({reason})')
-  if jax.default_backend() != 'gpu':
-    print('cudnn (jax.experimental.rnn): skipped (no GPU visible to jax)')
+    reason = (torch_version.stderr.strip().splitlines() or ["?"])[-1]
+    print(f"torch: skipped ({reason})")
+  if jax.default_backend() != "gpu":
+    print("cudnn (jax.experimental.rnn): skipped (no GPU visible to jax)")
 
   reps = args.reps or (3 if args.quick else 10)
   warmup = 1 if args.quick else 2
   rows = []
-  for name in args.configs.split(','):
+  for name in args.configs.split(","):
     name = name.strip()
     if name in CONFIGS:
       layers, hidden, batch, frames = CONFIGS[name]
     else:
-      layers, hidden, batch, frames = (int(v) for v in name.split('x'))
+      layers, hidden, batch, frames = (int(v) for v in name.split("x"))
     runners = make_jax_runners(layers, hidden, batch, frames)
     torch_proc = None
     if torch_ok:
       try:
         torch_proc = TorchProcess(layers, hidden, batch, frames, threads)
-        runners['torch'] = torch_proc
+        runners["torch"] = torch_proc
       except (RuntimeError, OSError) as e:
-        print(f'  torch skipped for this config: {e}')
+        print(f"  torch skipped for this config: {e}")
     try:
       med = bench(runners, reps, warmup)
     finally:
       if torch_proc is not None:
         torch_proc.close()
-    rows.append((f'{layers}x{hidden} B{batch} T{frames}', med))
-    print(f'  done {rows[-1][0]}: ' +
-          ', '.join(f'{k} {v * 1e3:.1f} ms' for k, v in med.items()),
-          flush=True)
+    rows.append((f"{layers}x{hidden} B{batch} T{frames}", med))
+    print(
+      f"  done {rows[-1][0]}: "
+      + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items()),
+      flush=True,
+    )
 
-  cols = ['ours', 'ours+stft', 'flax', 'torch', 'cudnn']
+  cols = ["ours", "ours+stft", "flax", "torch", "cudnn"]
   cols = [c for c in cols if any(c in m for _, m in rows)]
-  print(f'\nmedian training-step time (fwd+bwd+adam), ms; {reps} interleaved '
-        'reps')
-  if hasattr(os, 'getloadavg'):
-    print('load average at end: ' +
-          ', '.join(f'{v:.2f}' for v in os.getloadavg()))
-  header = f'{"config":<20}' + ''.join(f'{c:>11}' for c in cols)
-  header += f'{"ours/torch":>12}{"ours/flax":>11}'
+  print(
+    f"\nmedian training-step time (fwd+bwd+adam), ms; {reps} interleaved reps"
+  )
+  if hasattr(os, "getloadavg"):
+    print(
+      "load average at end: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    )
+  header = f"{'config':<20}" + "".join(f"{c:>11}" for c in cols)
+  header += f"{'ours/torch':>12}{'ours/flax':>11}"
   print(header)
-  print('-' * len(header))
+  print("-" * len(header))
   for label, med in rows:
-    line = f'{label:<20}'
+    line = f"{label:<20}"
     for c in cols:
-      line += f'{med[c] * 1e3:>11.1f}' if c in med else f'{"-":>11}'
-    ratio_t = (f'{med["ours"] / med["torch"]:.2f}' if 'torch' in med
-               else '-')
-    line += f'{ratio_t:>12}{med["ours"] / med["flax"]:>11.2f}'
+      line += f"{med[c] * 1e3:>11.1f}" if c in med else f"{'-':>11}"
+    ratio_t = f"{med['ours'] / med['torch']:.2f}" if "torch" in med else "-"
+    line += f"{ratio_t:>12}{med['ours'] / med['flax']:>11.2f}"
     print(line)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   main()

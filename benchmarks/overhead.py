@@ -31,7 +31,6 @@ import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from autoclip_optax import autoclip  # pylint: disable=wrong-import-position
-from autoclip_optax import _order_stats  # pylint: disable=wrong-import-position
 
 
 def blstm_shapes(num_layers, hidden, num_inputs=129, num_outputs=258):
@@ -41,10 +40,10 @@ def blstm_shapes(num_layers, hidden, num_inputs=129, num_outputs=258):
   for layer in range(num_layers):
     for direction in ("fwd", "bwd"):
       shapes[f"l{layer}_{direction}"] = {
-          "w_ih": (4 * hidden, size_in),
-          "w_hh": (4 * hidden, hidden),
-          "b_ih": (4 * hidden,),
-          "b_hh": (4 * hidden,),
+        "w_ih": (4 * hidden, size_in),
+        "w_hh": (4 * hidden, hidden),
+        "b_ih": (4 * hidden,),
+        "b_hh": (4 * hidden,),
       }
     size_in = 2 * hidden
   shapes["head"] = {"w": (num_outputs, size_in), "b": (num_outputs,)}
@@ -54,8 +53,10 @@ def blstm_shapes(num_layers, hidden, num_inputs=129, num_outputs=258):
 def make_tree(shapes, seed):
   rng = np.random.default_rng(seed)
   return jax.tree.map(
-      lambda s: jnp.asarray(rng.standard_normal(s, dtype=np.float32) * 0.01),
-      shapes, is_leaf=lambda x: isinstance(x, tuple))
+    lambda s: jnp.asarray(rng.standard_normal(s, dtype=np.float32) * 0.01),
+    shapes,
+    is_leaf=lambda x: isinstance(x, tuple),
+  )
 
 
 def naive_autoclip(p, history_size):
@@ -86,19 +87,29 @@ def prefill(state, history_size, seed):
   def fill(s):
     if isinstance(s, tuple) and type(s).__name__ == "AutoClipState":
       return s._replace(
-          history=values, sorted_history=jnp.sort(values),
-          history_length=jnp.asarray(history_size, jnp.int32))
+        history=values,
+        sorted_history=jnp.sort(values),
+        history_length=jnp.asarray(history_size, jnp.int32),
+      )
     return s
 
   def fill_naive(s):
-    if (isinstance(s, tuple) and len(s) == 2 and hasattr(s[0], "shape")
-        and s[0].shape == (history_size,)):
+    if (
+      isinstance(s, tuple)
+      and len(s) == 2
+      and hasattr(s[0], "shape")
+      and s[0].shape == (history_size,)
+    ):
       return (values, jnp.asarray(history_size, jnp.int32))
     return s
 
-  is_leaf = lambda s: isinstance(s, tuple) and (  # noqa: E731
-      type(s).__name__ == "AutoClipState" or (
-          len(s) == 2 and hasattr(s[0], "shape")))
+  is_leaf = lambda s: (
+    isinstance(s, tuple)
+    and (  # noqa: E731
+      type(s).__name__ == "AutoClipState"
+      or (len(s) == 2 and hasattr(s[0], "shape"))
+    )
+  )
   state = jax.tree.map(fill, state, is_leaf=is_leaf)
   return jax.tree.map(fill_naive, state, is_leaf=is_leaf)
 
@@ -107,6 +118,7 @@ def make_step(opt):
   def step(params, opt_state, grads):
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
+
   return jax.jit(step, donate_argnums=(0, 1))
 
 
@@ -133,13 +145,15 @@ def bench_jax(model, shapes, sizes, reps, with_naive):
   rows = []
   for size in sizes:
     opts = {
-        "clip_by_global_norm+adam": optax.chain(
-            optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
-        "autoclip+adam": optax.chain(autoclip(10.0, size), optax.adam(1e-3)),
+      "clip_by_global_norm+adam": optax.chain(
+        optax.clip_by_global_norm(1.0), optax.adam(1e-3)
+      ),
+      "autoclip+adam": optax.chain(autoclip(10.0, size), optax.adam(1e-3)),
     }
     if with_naive:
       opts["naive_percentile+adam"] = optax.chain(
-          naive_autoclip(10.0, size), optax.adam(1e-3))
+        naive_autoclip(10.0, size), optax.adam(1e-3)
+      )
     variants = {}
     for name, opt in opts.items():
       params = make_tree(shapes, 0)
@@ -147,8 +161,16 @@ def bench_jax(model, shapes, sizes, reps, with_naive):
       variants[name] = (make_step(opt), params, state)
     med = time_interleaved(variants, grads, reps)
     base = med["clip_by_global_norm+adam"]
-    rows.append((model, num_params, size, base, med["autoclip+adam"],
-                 med.get("naive_percentile+adam")))
+    rows.append(
+      (
+        model,
+        num_params,
+        size,
+        base,
+        med["autoclip+adam"],
+        med.get("naive_percentile+adam"),
+      )
+    )
   return rows
 
 
@@ -160,10 +182,12 @@ def bench_torch(model, shapes, sizes, reps):
   torch.set_num_threads(os.cpu_count() or 1)
   rows = []
   for size in sizes:
+
     def make():
-      params = [torch.nn.Parameter(torch.randn(*s) * 0.01)
-                for s in jax.tree.leaves(
-                    shapes, is_leaf=lambda x: isinstance(x, tuple))]
+      params = [
+        torch.nn.Parameter(torch.randn(*s) * 0.01)
+        for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple))
+      ]
       for prm in params:
         prm.grad = torch.randn_like(prm) * 0.01
       return params, torch.optim.Adam(params, lr=1e-3)
@@ -172,16 +196,17 @@ def bench_torch(model, shapes, sizes, reps):
     ac_params, ac_opt = make()
     history = list(np.random.default_rng(2).lognormal(size=size))
 
-    def baseline():
-      torch.nn.utils.clip_grad_norm_(base_params, 1.0)
-      base_opt.step()
+    # Defaults bind this iteration's objects (the closures never outlive it).
+    def baseline(params=base_params, opt=base_opt):
+      torch.nn.utils.clip_grad_norm_(params, 1.0)
+      opt.step()
 
-    def recipe():
-      norm = torch.nn.utils.clip_grad_norm_(ac_params, float("inf"))
+    def recipe(params=ac_params, opt=ac_opt, history=history):
+      norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
       history.append(float(norm))
       del history[0]  # Keep the window at ``size`` like ours.
-      torch.nn.utils.clip_grad_norm_(ac_params, np.percentile(history, 10))
-      ac_opt.step()
+      torch.nn.utils.clip_grad_norm_(params, np.percentile(history, 10))
+      opt.step()
 
     times = {"base": [], "recipe": []}
     for fn in (baseline, recipe):
@@ -191,8 +216,14 @@ def bench_torch(model, shapes, sizes, reps):
         start = time.perf_counter()
         fn()
         times[name].append(time.perf_counter() - start)
-    rows.append((model, size, statistics.median(times["base"]),
-                 statistics.median(times["recipe"])))
+    rows.append(
+      (
+        model,
+        size,
+        statistics.median(times["base"]),
+        statistics.median(times["recipe"]),
+      )
+    )
   return rows
 
 
@@ -207,43 +238,63 @@ def machine_line():
   except OSError:
     pass
   dev = jax.devices()[0]
-  return (f"{cpu}; {os.cpu_count()} cores; jax {jax.__version__} on "
-          f"{dev.platform} ({dev.device_kind}); optax {optax.__version__}")
+  return (
+    f"{cpu}; {os.cpu_count()} cores; jax {jax.__version__} on "
+    f"{dev.platform} ({dev.device_kind}); optax {optax.__version__}"
+  )
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="fewer repetitions and only the 2x300 tree")
-  parser.add_argument("--sizes", default="1000,10000,100000,1000000",
-                      help="comma-separated history sizes")
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="fewer repetitions and only the 2x300 tree",
+  )
+  parser.add_argument(
+    "--sizes",
+    default="1000,10000,100000,1000000",
+    help="comma-separated history sizes",
+  )
   parser.add_argument("--reps", type=int, default=None)
-  parser.add_argument("--no-naive", action="store_true",
-                      help="skip the jnp.percentile baseline (slow at 1e6)")
+  parser.add_argument(
+    "--no-naive",
+    action="store_true",
+    help="skip the jnp.percentile baseline (slow at 1e6)",
+  )
   args = parser.parse_args(argv)
   try:
     sizes = [int(float(s)) for s in args.sizes.split(",")]
   except ValueError:
-    parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
+    parser.error(
+      f"--sizes must be comma-separated integers, got {args.sizes!r}"
+    )
   reps = args.reps or (10 if args.quick else 40)
   models = {"2x300 BLSTM": blstm_shapes(2, 300)}
   if not args.quick:
     models["4x600 BLSTM"] = blstm_shapes(4, 600)
 
   print(f"# machine: {machine_line()}")
-  print(f"# {reps} interleaved repetitions per variant, median step time "
-        "(update + apply_updates, jitted, donated buffers)")
-  print("| model | params | history | clip+adam ms | autoclip+adam ms | "
-        "ratio | naive jnp.percentile ms | naive ratio |")
+  print(
+    f"# {reps} interleaved repetitions per variant, median step time "
+    "(update + apply_updates, jitted, donated buffers)"
+  )
+  print(
+    "| model | params | history | clip+adam ms | autoclip+adam ms | "
+    "ratio | naive jnp.percentile ms | naive ratio |"
+  )
   print("|---|---|---|---|---|---|---|---|")
   for model, shapes in models.items():
     for row in bench_jax(model, shapes, sizes, reps, not args.no_naive):
       model_name, n, size, base, ours, naive = row
       naive_ms = f"{naive * 1e3:.2f}" if naive is not None else "-"
       naive_ratio = f"{naive / base:.2f}x" if naive is not None else "-"
-      print(f"| {model_name} | {n / 1e6:.2f}M | {size:.0e} | {base * 1e3:.2f} "
-            f"| {ours * 1e3:.2f} | {ours / base:.3f}x | {naive_ms} | "
-            f"{naive_ratio} |", flush=True)
+      print(
+        f"| {model_name} | {n / 1e6:.2f}M | {size:.0e} | {base * 1e3:.2f} "
+        f"| {ours * 1e3:.2f} | {ours / base:.3f}x | {naive_ms} | "
+        f"{naive_ratio} |",
+        flush=True,
+      )
   torch_rows = []
   for model, shapes in models.items():
     rows = bench_torch(model, shapes, sizes, max(reps // 2, 5))
@@ -252,13 +303,17 @@ def main(argv=None):
       break
     torch_rows.extend(rows)
   if torch_rows:
-    print("\n# PyTorch original recipe (list + np.percentile + "
-          "clip_grad_norm_ + Adam) vs clip_grad_norm_ + Adam")
+    print(
+      "\n# PyTorch original recipe (list + np.percentile + "
+      "clip_grad_norm_ + Adam) vs clip_grad_norm_ + Adam"
+    )
     print("| model | history | torch clip+adam ms | torch recipe ms | ratio |")
     print("|---|---|---|---|---|")
     for model, size, base, recipe in torch_rows:
-      print(f"| {model} | {size:.0e} | {base * 1e3:.2f} | {recipe * 1e3:.2f} "
-            f"| {recipe / base:.2f}x |")
+      print(
+        f"| {model} | {size:.0e} | {base * 1e3:.2f} | {recipe * 1e3:.2f} "
+        f"| {recipe / base:.2f}x |"
+      )
 
 
 if __name__ == "__main__":

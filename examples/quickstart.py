@@ -22,7 +22,6 @@ from autoclip_optax import clip_fraction
 
 
 class MLP(nn.Module):
-
   @nn.compact
   def __call__(self, x):
     for width in (64, 64):
@@ -57,10 +56,14 @@ def main(argv=None):
   @jax.jit
   def step(params, state, x, y):
     loss, grads = jax.value_and_grad(
-        lambda p: jnp.mean((model.apply(p, x) - y) ** 2))(params)
+      lambda p: jnp.mean((model.apply(p, x) - y) ** 2)
+    )(params)
     updates, state = opt.update(grads, state, params)
-    logs = {"loss": loss, "threshold": optax.tree.get(state, "threshold"),
-            "clip_fraction": clip_fraction(state)}
+    logs = {
+      "loss": loss,
+      "threshold": optax.tree.get(state, "threshold"),
+      "clip_fraction": clip_fraction(state),
+    }
     return optax.apply_updates(params, updates), state, logs
 
   rng = np.random.default_rng(args.seed)
@@ -68,11 +71,14 @@ def main(argv=None):
   for t in range(1, args.steps + 1):
     params, state, logs = step(params, state, *batch(rng))
     if t % 250 == 0 or t == args.steps:
-      print(f"step {t:5d}  loss {float(logs['loss']):8.4f}  "
-            f"threshold {float(logs['threshold']):.4f}  "
-            f"clip fraction {float(logs['clip_fraction']):.3f}")
-  test_mse = float(jnp.mean((model.apply(params, x_test) -
-                             np.sin(2 * x_test)) ** 2))
+      print(
+        f"step {t:5d}  loss {float(logs['loss']):8.4f}  "
+        f"threshold {float(logs['threshold']):.4f}  "
+        f"clip fraction {float(logs['clip_fraction']):.3f}"
+      )
+  test_mse = float(
+    jnp.mean((model.apply(params, x_test) - np.sin(2 * x_test)) ** 2)
+  )
   print(f"clean test MSE {test_mse:.4f} with autoclip(p={args.p:g})")
   return 0
 

@@ -19,84 +19,143 @@ from examples.separation import configs
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.train",
-      description="Train a BLSTM separator with AutoClip (Seetharaman et al. "
-      "2020) and report test SI-SDR / SI-SDRi.")
+    prog="python -m examples.separation.train",
+    description="Train a BLSTM separator with AutoClip (Seetharaman et al. "
+    "2020) and report test SI-SDR / SI-SDRi.",
+  )
   add = parser.add_argument
   add("--loss", default="mi", help=f"objective, one of {configs.LOSSES}")
   add("--clip", default="autoclip", help=f"one of {configs.CLIPS}")
   add("--p", type=float, default=10.0, help="AutoClip percentile in [0, 100]")
-  add("--max-norm", type=float, default=None,
-      help="max global norm for --clip fixed")
-  add("--history-size", type=int, default=None,
-      help="AutoClip history window (default 100000)")
+  add(
+    "--max-norm",
+    type=float,
+    default=None,
+    help="max global norm for --clip fixed",
+  )
+  add(
+    "--history-size",
+    type=int,
+    default=None,
+    help="AutoClip history window (default 100000)",
+  )
   add("--preset", default="tiny", help=f"one of {tuple(configs.PRESETS)}")
   add("--steps", type=int, default=None, help="training steps (preset)")
   add("--batch-size", type=int, default=None, help="batch size (preset)")
-  add("--chunk-frames", type=int, default=None,
-      help="training chunk length in STFT frames (preset)")
+  add(
+    "--chunk-frames",
+    type=int,
+    default=None,
+    help="training chunk length in STFT frames (preset)",
+  )
   add("--learning-rate", type=float, default=None, help="Adam lr (1e-3)")
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
-  add("--pairing", default=None, choices=configs.PAIRINGS,
-      help="synthetic talker pairs: a low with a high register (default) or "
-      "any two speakers (much harder)")
-  add("--num-test", type=int, default=None,
-      help="test utterances (synthetic: generated; real data: first N)")
+  add(
+    "--pairing",
+    default=None,
+    choices=configs.PAIRINGS,
+    help="synthetic talker pairs: a low with a high register (default) or "
+    "any two speakers (much harder)",
+  )
+  add(
+    "--num-test",
+    type=int,
+    default=None,
+    help="test utterances (synthetic: generated; real data: first N)",
+  )
   add("--eval-every", type=int, default=None)
   add("--workdir", required=True, help="output directory")
-  add("--resume", action="store_true",
-      help="continue from the latest checkpoint in --workdir")
+  add(
+    "--resume",
+    action="store_true",
+    help="continue from the latest checkpoint in --workdir",
+  )
   add("--no-progress", action="store_true", help="no progress bar")
   sched = parser.add_argument_group("learning-rate schedule")
-  sched.add_argument("--schedule", default="constant",
-                     help=f"one of {configs.SCHEDULES}")
-  for name, typ in (("steps-per-epoch", int), ("factor", float),
-                    ("patience", int), ("max-reductions", int),
-                    ("reductions-per-phase", int), ("phases", int),
-                    ("lr-min", float), ("period", int),
-                    ("n-annealings", int), ("n-reduces", int),
-                    ("rocp-threshold", float)):
+  sched.add_argument(
+    "--schedule", default="constant", help=f"one of {configs.SCHEDULES}"
+  )
+  for name, typ in (
+    ("steps-per-epoch", int),
+    ("factor", float),
+    ("patience", int),
+    ("max-reductions", int),
+    ("reductions-per-phase", int),
+    ("phases", int),
+    ("lr-min", float),
+    ("period", int),
+    ("n-annealings", int),
+    ("n-reduces", int),
+    ("rocp-threshold", float),
+  ):
     sched.add_argument(f"--{name}", type=typ, default=None)
-  sched.add_argument("--starting-phase", default=None,
-                     help="rop2_caswr_alt: 'rop2' or 'caswr'")
+  sched.add_argument(
+    "--starting-phase", default=None, help="rop2_caswr_alt: 'rop2' or 'caswr'"
+  )
   rw = parser.add_argument_group("softmax gradient reweighting")
-  rw.add_argument("--reweight", default="none",
-                  help=f"one of {configs.REWEIGHTS}")
+  rw.add_argument(
+    "--reweight", default="none", help=f"one of {configs.REWEIGHTS}"
+  )
   rw.add_argument("--alpha", type=float, default=None, help="robust: alpha")
-  rw.add_argument("--beta0", type=float, default=None,
-                  help="curriculum: initial beta, annealed to 0")
-  rw.add_argument("--class-gammas", default=None,
-                  help="class: comma-separated gamma per source class "
-                  "(speech,environmental)")
-  rw.add_argument("--environmental", action="store_true",
-                  help="synthetic mixtures of one talker and one "
-                  "environmental sound (class labels for --reweight class)")
+  rw.add_argument(
+    "--beta0",
+    type=float,
+    default=None,
+    help="curriculum: initial beta, annealed to 0",
+  )
+  rw.add_argument(
+    "--class-gammas",
+    default=None,
+    help="class: comma-separated gamma per source class (speech,environmental)",
+  )
+  rw.add_argument(
+    "--environmental",
+    action="store_true",
+    help="synthetic mixtures of one talker and one "
+    "environmental sound (class labels for --reweight class)",
+  )
   return parser
 
 
 def config_from_args(args: argparse.Namespace) -> configs.Config:
   """Builds and validates the Config; raises ValueError naming the flag."""
   overrides = {
-      "loss": args.loss, "clip": args.clip, "p": args.p,
-      "max_norm": args.max_norm, "seed": args.seed, "data": args.data,
-      "data_root": args.data_root, "schedule": args.schedule,
-      "reweight": args.reweight, "progress": not args.no_progress,
-      "environmental": args.environmental,
+    "loss": args.loss,
+    "clip": args.clip,
+    "p": args.p,
+    "max_norm": args.max_norm,
+    "seed": args.seed,
+    "data": args.data,
+    "data_root": args.data_root,
+    "schedule": args.schedule,
+    "reweight": args.reweight,
+    "progress": not args.no_progress,
+    "environmental": args.environmental,
   }
   optional = {
-      "history_size": args.history_size, "steps": args.steps,
-      "batch_size": args.batch_size, "chunk_frames": args.chunk_frames,
-      "learning_rate": args.learning_rate, "eval_every": args.eval_every,
-      "steps_per_epoch": args.steps_per_epoch, "factor": args.factor,
-      "patience": args.patience, "max_reductions": args.max_reductions,
-      "reductions_per_phase": args.reductions_per_phase,
-      "phases": args.phases, "lr_min": args.lr_min, "period": args.period,
-      "n_annealings": args.n_annealings, "n_reduces": args.n_reduces,
-      "rocp_threshold": args.rocp_threshold,
-      "starting_phase": args.starting_phase, "alpha": args.alpha,
-      "beta0": args.beta0, "pairing": args.pairing,
+    "history_size": args.history_size,
+    "steps": args.steps,
+    "batch_size": args.batch_size,
+    "chunk_frames": args.chunk_frames,
+    "learning_rate": args.learning_rate,
+    "eval_every": args.eval_every,
+    "steps_per_epoch": args.steps_per_epoch,
+    "factor": args.factor,
+    "patience": args.patience,
+    "max_reductions": args.max_reductions,
+    "reductions_per_phase": args.reductions_per_phase,
+    "phases": args.phases,
+    "lr_min": args.lr_min,
+    "period": args.period,
+    "n_annealings": args.n_annealings,
+    "n_reduces": args.n_reduces,
+    "rocp_threshold": args.rocp_threshold,
+    "starting_phase": args.starting_phase,
+    "alpha": args.alpha,
+    "beta0": args.beta0,
+    "pairing": args.pairing,
   }
   overrides.update({k: v for k, v in optional.items() if v is not None})
   if args.num_test is not None:
@@ -105,22 +164,27 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
   if args.class_gammas is not None:
     try:
       overrides["class_gammas"] = tuple(
-          float(g) for g in args.class_gammas.split(","))
+        float(g) for g in args.class_gammas.split(",")
+      )
     except ValueError:
       raise ValueError(
-          f"--class-gammas must be comma-separated numbers, got "
-          f"{args.class_gammas!r}") from None
+        f"--class-gammas must be comma-separated numbers, got "
+        f"{args.class_gammas!r}"
+      ) from None
   if args.reweight == "class":
     overrides["environmental"] = True
   preset = args.preset
   if preset not in configs.PRESETS:
-    raise ValueError(f"--preset {preset!r} is not one of "
-                     f"{tuple(configs.PRESETS)}")
+    raise ValueError(
+      f"--preset {preset!r} is not one of {tuple(configs.PRESETS)}"
+    )
   config = configs.get_config(preset, **overrides)
   if config.steps < config.eval_every:
-    config = dataclasses.replace(config, eval_every=config.steps,
-                                 checkpoint_every=min(config.checkpoint_every,
-                                                      config.steps))
+    config = dataclasses.replace(
+      config,
+      eval_every=config.steps,
+      checkpoint_every=min(config.checkpoint_every, config.steps),
+    )
   return config
 
 
@@ -138,7 +202,9 @@ def positive_int(text: str) -> int:
 def machine_description() -> str:
   """One line naming this machine (CPU model, cores, JAX backend)."""
   import platform  # pylint: disable=import-outside-toplevel
+
   import jax  # pylint: disable=import-outside-toplevel
+
   model = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -148,8 +214,10 @@ def machine_description() -> str:
           break
   except OSError:
     pass
-  return (f"{model}, {os.cpu_count()} cores, jax {jax.__version__} on "
-          f"{jax.default_backend()}")
+  return (
+    f"{model}, {os.cpu_count()} cores, jax {jax.__version__} on "
+    f"{jax.default_backend()}"
+  )
 
 
 def check_workdir(path: str) -> pathlib.Path:
@@ -161,7 +229,8 @@ def check_workdir(path: str) -> pathlib.Path:
       pass
   except OSError as e:
     raise ValueError(
-        f"--workdir {path!r} is not writable ({e.strerror})") from None
+      f"--workdir {path!r} is not writable ({e.strerror})"
+    ) from None
   return workdir
 
 
@@ -170,7 +239,7 @@ def _flag_message(message: str) -> str:
   for field in dataclasses.fields(configs.Config):
     flag = "--" + field.name.replace("_", "-")
     if message.startswith(field.name + "="):
-      return flag + " " + message[len(field.name) + 1:]
+      return flag + " " + message[len(field.name) + 1 :]
   return message
 
 
@@ -181,8 +250,8 @@ def main(argv=None) -> int:
     config = config_from_args(args)
     if config.data != "synthetic" and not os.path.isdir(config.data_root):
       raise ValueError(
-          f"--data-root {config.data_root!r} does not exist or is not a "
-          "directory")
+        f"--data-root {config.data_root!r} does not exist or is not a directory"
+      )
     check_workdir(args.workdir)
   except ValueError as e:
     parser.exit(2, f"error: {_flag_message(str(e))}\n")
@@ -190,9 +259,9 @@ def main(argv=None) -> int:
   # Heavy imports only once the arguments are known to be good.
   from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+
   try:
-    results = train.train_and_evaluate(config, args.workdir,
-                                       resume=args.resume)
+    results = train.train_and_evaluate(config, args.workdir, resume=args.resume)
   except data_lib.DatasetError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
@@ -200,12 +269,23 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
   except KeyboardInterrupt:
-    print("interrupted; rerun with --resume to continue from the last "
-          "checkpoint", file=sys.stderr)
+    print(
+      "interrupted; rerun with --resume to continue from the last checkpoint",
+      file=sys.stderr,
+    )
     return 130
-  summary = {k: results[k] for k in (
-      "loss", "clip", "p", "steps_done", "seed", "test_si_sdr_db",
-      "test_si_sdri_db")}
+  summary = {
+    k: results[k]
+    for k in (
+      "loss",
+      "clip",
+      "p",
+      "steps_done",
+      "seed",
+      "test_si_sdr_db",
+      "test_si_sdri_db",
+    )
+  }
   print(json.dumps(summary))
   return 0
 

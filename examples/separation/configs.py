@@ -16,33 +16,46 @@ Presets:
 """
 
 import dataclasses
-from typing import Optional
 
 LOSSES = ("mi", "dc", "wkm", "chimera", "snr")
 CLIPS = ("autoclip", "none", "fixed")
 DATASETS = ("synthetic", "wsj0-2mix", "libri2mix")
-SCHEDULES = ("constant", "rop2", "chained_rop2", "caswr", "caswr_rop2",
-             "rop2_caswr_alt", "rocp")
+SCHEDULES = (
+  "constant",
+  "rop2",
+  "chained_rop2",
+  "caswr",
+  "caswr_rop2",
+  "rop2_caswr_alt",
+  "rocp",
+)
 REWEIGHTS = ("none", "robust", "curriculum", "class")
 PAIRINGS = ("cross_register", "any")
+LR_DECAYS = ("none", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
   """Hyperparameters of one training run (see the module docstring)."""
+
   # Objective and clipping.
   loss: str = "mi"
   clip: str = "autoclip"
   p: float = 10.0
-  max_norm: Optional[float] = None
+  max_norm: float | None = None
   history_size: int = 100_000
   # Model.
   num_layers: int = 2
   hidden: int = 64
   embedding_dim: int = 20
   chimera_alpha: float = 0.75
+  embedding_init_scale: float = 1.0
   # Optimisation.
   learning_rate: float = 1e-3
+  adam_b2: float = 0.999
+  warmup_steps: int = 0
+  lr_decay: str = "none"
+  lr_final_fraction: float = 0.1
   batch_size: int = 8
   chunk_frames: int = 100
   steps: int = 600
@@ -69,11 +82,14 @@ class Config:
   environmental: bool = False
   # Data.
   data: str = "synthetic"
-  data_root: Optional[str] = None
+  data_root: str | None = None
   pairing: str = "cross_register"
   num_val_examples: int = 16
   num_test_examples: int = 32
-  max_eval_examples: Optional[int] = None
+  max_eval_examples: int | None = None
+  # Input pipeline: batches prepared ahead of the train step, in background
+  # threads (they are pure functions of the step: resume is unaffected).
+  prefetch: int = 2
   # Logging, evaluation and checkpoints.
   log_every: int = 10
   eval_every: int = 200
@@ -85,35 +101,77 @@ class Config:
 
 
 PRESETS = {
-    "tiny": dict(num_layers=2, hidden=64, batch_size=8, chunk_frames=100,
-                 steps=2000, num_val_examples=16, num_test_examples=32,
-                 log_every=10, eval_every=500, checkpoint_every=500,
-                 steps_per_epoch=50),
-    "small": dict(num_layers=2, hidden=300, batch_size=16, chunk_frames=200,
-                  steps=3000, num_val_examples=32, num_test_examples=64,
-                  log_every=20, eval_every=500, checkpoint_every=500,
-                  steps_per_epoch=100),
-    "paper": dict(num_layers=4, hidden=600, batch_size=25, chunk_frames=400,
-                  steps=80_000, num_val_examples=100, num_test_examples=3000,
-                  log_every=20, eval_every=800, checkpoint_every=800,
-                  steps_per_epoch=800),
+  "tiny": dict(
+    num_layers=2,
+    hidden=64,
+    batch_size=8,
+    chunk_frames=100,
+    steps=2000,
+    num_val_examples=16,
+    num_test_examples=32,
+    log_every=10,
+    eval_every=500,
+    checkpoint_every=500,
+    steps_per_epoch=50,
+  ),
+  "small": dict(
+    num_layers=2,
+    hidden=300,
+    batch_size=16,
+    chunk_frames=200,
+    steps=3000,
+    num_val_examples=32,
+    num_test_examples=64,
+    log_every=20,
+    eval_every=500,
+    checkpoint_every=500,
+    steps_per_epoch=100,
+  ),
+  "paper": dict(
+    num_layers=4,
+    hidden=600,
+    batch_size=25,
+    chunk_frames=400,
+    steps=80_000,
+    num_val_examples=100,
+    num_test_examples=3000,
+    log_every=20,
+    eval_every=800,
+    checkpoint_every=800,
+    steps_per_epoch=800,
+  ),
+}
+
+
+# Per-loss refinements of a preset, applied after the preset and before the
+# caller's overrides (see the module docstring for what each one buys).
+LOSS_PRESETS: dict[str, dict[str, dict]] = {
+  "tiny": {},
+  "small": {},
+  "paper": {},
 }
 
 
 def get_config(preset: str = "tiny", **overrides) -> Config:
   """The preset's :class:`Config` with ``overrides`` applied.
 
+  The preset's fields come first, then its refinements for the configured
+  ``loss`` (:data:`LOSS_PRESETS`), then ``overrides``.
+
   Raises:
     ValueError: unknown preset or field, or an invalid value.
   """
   if preset not in PRESETS:
     raise ValueError(
-        f"unknown preset {preset!r}; expected one of {tuple(PRESETS)}")
+      f"unknown preset {preset!r}; expected one of {tuple(PRESETS)}"
+    )
   fields = {f.name for f in dataclasses.fields(Config)}
   unknown = set(overrides) - fields
   if unknown:
     raise ValueError(f"unknown config fields: {sorted(unknown)}")
-  config = Config(preset=preset, **{**PRESETS[preset], **overrides})
+  loss = overrides.get("loss", Config.loss)
+  per_loss = LOSS_PRESETS.get(preset, {}).get(loss, {})
+  config = Config(preset=preset, **{**PRESETS[preset], **per_loss, **overrides})
   validate(config)
   return config
 
@@ -129,31 +187,72 @@ def validate(config: Config) -> None:
   _check(c.loss in LOSSES, f"loss={c.loss!r} is not one of {LOSSES}")
   _check(c.clip in CLIPS, f"clip={c.clip!r} is not one of {CLIPS}")
   _check(c.data in DATASETS, f"data={c.data!r} is not one of {DATASETS}")
-  _check(c.schedule in SCHEDULES,
-         f"schedule={c.schedule!r} is not one of {SCHEDULES}")
-  _check(c.reweight in REWEIGHTS,
-         f"reweight={c.reweight!r} is not one of {REWEIGHTS}")
-  _check(c.pairing in PAIRINGS,
-         f"pairing={c.pairing!r} is not one of {PAIRINGS}")
-  _check(c.p == c.p and 0.0 <= c.p <= 100.0,
-         f"p={c.p!r} must be in [0, 100]")
+  _check(
+    c.schedule in SCHEDULES,
+    f"schedule={c.schedule!r} is not one of {SCHEDULES}",
+  )
+  _check(
+    c.reweight in REWEIGHTS,
+    f"reweight={c.reweight!r} is not one of {REWEIGHTS}",
+  )
+  _check(
+    c.pairing in PAIRINGS, f"pairing={c.pairing!r} is not one of {PAIRINGS}"
+  )
+  _check(c.p == c.p and 0.0 <= c.p <= 100.0, f"p={c.p!r} must be in [0, 100]")
   if c.clip == "fixed":
-    _check(c.max_norm is not None and c.max_norm > 0,
-           f"max_norm={c.max_norm!r}: clip='fixed' needs a positive max_norm")
-  for name in ("num_layers", "hidden", "embedding_dim", "batch_size",
-               "chunk_frames", "steps", "log_every", "eval_every",
-               "checkpoint_every", "num_val_examples", "num_test_examples",
-               "history_size", "steps_per_epoch", "patience", "period"):
+    _check(
+      c.max_norm is not None and c.max_norm > 0,
+      f"max_norm={c.max_norm!r}: clip='fixed' needs a positive max_norm",
+    )
+  for name in (
+    "num_layers",
+    "hidden",
+    "embedding_dim",
+    "batch_size",
+    "chunk_frames",
+    "steps",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "num_val_examples",
+    "num_test_examples",
+    "history_size",
+    "steps_per_epoch",
+    "patience",
+    "period",
+    "prefetch",
+  ):
     value = getattr(c, name)
-    _check(isinstance(value, int) and value >= 1,
-           f"{name}={value!r} must be a positive integer")
+    _check(
+      isinstance(value, int) and value >= 1,
+      f"{name}={value!r} must be a positive integer",
+    )
   _check(c.learning_rate > 0, f"learning_rate={c.learning_rate!r} must be > 0")
-  _check(0.0 <= c.chimera_alpha <= 1.0,
-         f"chimera_alpha={c.chimera_alpha!r} must be in [0, 1]")
+  _check(0.0 < c.adam_b2 < 1.0, f"adam_b2={c.adam_b2!r} must be in (0, 1)")
+  _check(
+    c.lr_decay in LR_DECAYS,
+    f"lr_decay={c.lr_decay!r} is not one of {LR_DECAYS}",
+  )
+  _check(
+    isinstance(c.warmup_steps, int) and c.warmup_steps >= 0,
+    f"warmup_steps={c.warmup_steps!r} must be a non-negative integer",
+  )
+  _check(
+    0.0 <= c.lr_final_fraction <= 1.0,
+    f"lr_final_fraction={c.lr_final_fraction!r} must be in [0, 1]",
+  )
+  _check(
+    0.0 <= c.chimera_alpha <= 1.0,
+    f"chimera_alpha={c.chimera_alpha!r} must be in [0, 1]",
+  )
   if c.data != "synthetic":
-    _check(c.data_root is not None,
-           f"data={c.data!r} needs data_root (--data-root PATH)")
+    _check(
+      c.data_root is not None,
+      f"data={c.data!r} needs data_root (--data-root PATH)",
+    )
   if c.reweight == "class":
-    _check(c.environmental or c.data == "synthetic",
-           "reweight='class' needs class-labelled data (synthetic data with "
-           "environmental sources)")
+    _check(
+      c.environmental or c.data == "synthetic",
+      "reweight='class' needs class-labelled data (synthetic data with "
+      "environmental sources)",
+    )

@@ -131,7 +131,8 @@ import csv
 import dataclasses
 import os
 import pathlib
-from typing import Iterator, Protocol, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import scipy.fft
@@ -144,19 +145,26 @@ HOP_LENGTH = 64  # 8 ms, as signal.py.
 DEFAULT_CHUNK_FRAMES = 400
 DEFAULT_CHUNK_SAMPLES = HOP_LENGTH * (DEFAULT_CHUNK_FRAMES - 1)  # 25536.
 
-CLASS_NAMES = ('speech', 'environmental')
+CLASS_NAMES = ("speech", "environmental")
 SPEECH, ENVIRONMENTAL = 0, 1
-SPLITS = ('train', 'validation', 'test')
+SPLITS = ("train", "validation", "test")
 
 _SPLIT_ALIASES = {
-    'train': 'train', 'tr': 'train',
-    'validation': 'validation', 'valid': 'validation', 'val': 'validation',
-    'cv': 'validation', 'dev': 'validation',
-    'test': 'test', 'tt': 'test',
+  "train": "train",
+  "tr": "train",
+  "validation": "validation",
+  "valid": "validation",
+  "val": "validation",
+  "cv": "validation",
+  "dev": "validation",
+  "test": "test",
+  "tt": "test",
 }
 _CLASS_ALIASES = {
-    'speech': SPEECH, 'environmental': ENVIRONMENTAL, 'env': ENVIRONMENTAL,
-    'any': -1,
+  "speech": SPEECH,
+  "environmental": ENVIRONMENTAL,
+  "env": ENVIRONMENTAL,
+  "any": -1,
 }
 
 Batch = dict[str, np.ndarray]
@@ -176,8 +184,9 @@ def canonical_split(split: str) -> str:
   try:
     return _SPLIT_ALIASES[split.lower()]
   except KeyError:
-    raise ValueError(f'unknown split {split!r}; expected one of '
-                     f'{sorted(_SPLIT_ALIASES)}') from None
+    raise ValueError(
+      f"unknown split {split!r}; expected one of {sorted(_SPLIT_ALIASES)}"
+    ) from None
 
 
 class SeparationDataset(Protocol):
@@ -190,7 +199,7 @@ class SeparationDataset(Protocol):
   num_examples: int
 
   def batches(
-      self, batch_size: int, rng: np.random.Generator | int | None = None
+    self, batch_size: int, rng: np.random.Generator | int | None = None
   ) -> Iterator[Batch]:
     """Endless random training chunks: mix [B, L], sources [B, 2, L]."""
 
@@ -201,7 +210,7 @@ class SeparationDataset(Protocol):
     """The fixed evaluation set, whole utterances, in a deterministic order."""
 
   def eval_batches(
-      self, batch_size: int, pad_to_multiple: int = ...
+    self, batch_size: int, pad_to_multiple: int = ...
   ) -> Iterator[Batch]:
     """``examples`` grouped and zero-padded, with ``lengths``."""
 
@@ -215,7 +224,7 @@ class _Base:
     raise NotImplementedError
 
   def eval_batches(
-      self, batch_size: int, pad_to_multiple: int = 4 * 1024
+    self, batch_size: int, pad_to_multiple: int = 4 * 1024
   ) -> Iterator[Batch]:
     """Groups ``examples()`` into zero-padded batches.
 
@@ -239,19 +248,19 @@ class _Base:
 
 
 def _pad_group(group: list[dict], multiple: int) -> Batch:
-  lengths = np.array([ex['mix'].shape[-1] for ex in group], np.int32)
+  lengths = np.array([ex["mix"].shape[-1] for ex in group], np.int32)
   length = int(-(-lengths.max() // multiple) * multiple)
   mix = np.zeros((len(group), length), np.float32)
   sources = np.zeros((len(group), NUM_SOURCES, length), np.float32)
   for i, ex in enumerate(group):
-    mix[i, :lengths[i]] = ex['mix']
-    sources[i, :, :lengths[i]] = ex['sources']
+    mix[i, : lengths[i]] = ex["mix"]
+    sources[i, :, : lengths[i]] = ex["sources"]
   return {
-      'mix': mix,
-      'sources': sources,
-      'classes': np.stack([ex['classes'] for ex in group]).astype(np.int32),
-      'lengths': lengths,
-      'names': [ex['name'] for ex in group],
+    "mix": mix,
+    "sources": sources,
+    "classes": np.stack([ex["classes"] for ex in group]).astype(np.int32),
+    "lengths": lengths,
+    "names": [ex["name"] for ex in group],
   }
 
 
@@ -296,7 +305,8 @@ class SyntheticConfig:
       hardest part to assign: at 0.65 the tiny preset stays below the
       mixture for 4000+ steps, at 0.3 it gains ~4-5 dB within 1500 steps.
   """
-  source_classes: tuple[str, str] = ('speech', 'speech')
+
+  source_classes: tuple[str, str] = ("speech", "speech")
   environmental_probability: float = 0.5
   num_speakers: tuple[int, int, int] = (100, 20, 20)
   max_relative_level_db: float = 5.0
@@ -305,26 +315,35 @@ class SyntheticConfig:
   num_validation: int = 200
   num_test: int = 200
   epoch_size: int = 20_000
-  pairing: str = 'cross_register'
+  pairing: str = "cross_register"
   consonant_probability: float = 0.3
 
   def __post_init__(self):
-    if self.pairing not in ('any', 'cross_register'):
-      raise ValueError(f"pairing must be 'any' or 'cross_register', got "
-                       f'{self.pairing!r}')
+    if self.pairing not in ("any", "cross_register"):
+      raise ValueError(
+        f"pairing must be 'any' or 'cross_register', got {self.pairing!r}"
+      )
     if not 0.0 <= self.consonant_probability <= 1.0:
-      raise ValueError('consonant_probability must be in [0, 1], got '
-                       f'{self.consonant_probability!r}')
+      raise ValueError(
+        "consonant_probability must be in [0, 1], got "
+        f"{self.consonant_probability!r}"
+      )
     if len(self.source_classes) != NUM_SOURCES:
-      raise ValueError(f'source_classes needs {NUM_SOURCES} entries, got '
-                       f'{self.source_classes!r}')
+      raise ValueError(
+        f"source_classes needs {NUM_SOURCES} entries, got "
+        f"{self.source_classes!r}"
+      )
     for c in self.source_classes:
       if c not in _CLASS_ALIASES:
-        raise ValueError(f'unknown source class {c!r}; expected one of '
-                         f'{sorted(_CLASS_ALIASES)}')
+        raise ValueError(
+          f"unknown source class {c!r}; expected one of "
+          f"{sorted(_CLASS_ALIASES)}"
+        )
     if len(self.num_speakers) != 3 or min(self.num_speakers) < 2:
-      raise ValueError('num_speakers needs 3 pool sizes of at least 2, got '
-                       f'{self.num_speakers!r}')
+      raise ValueError(
+        "num_speakers needs 3 pool sizes of at least 2, got "
+        f"{self.num_speakers!r}"
+      )
 
 
 # STFT used for synthesis only (numpy; 256-sample sqrt-Hann, hop 64). Frame t
@@ -332,8 +351,9 @@ class SyntheticConfig:
 # by exactly 4 frames and the squared-window overlap-add is exactly 2.
 _SYN_PAD = WINDOW_LENGTH - HOP_LENGTH
 _FREQS = np.arange(WINDOW_LENGTH // 2 + 1) * SAMPLE_RATE / WINDOW_LENGTH
-_SQRT_HANN = np.sqrt(0.5 - 0.5 * np.cos(
-    2 * np.pi * np.arange(WINDOW_LENGTH) / WINDOW_LENGTH)).astype(np.float32)
+_SQRT_HANN = np.sqrt(
+  0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WINDOW_LENGTH) / WINDOW_LENGTH)
+).astype(np.float32)
 
 
 def _syn_num_frames(length: int) -> int:
@@ -350,27 +370,33 @@ def _syn_stft(x: np.ndarray) -> np.ndarray:
   """``[..., L]`` -> complex64 ``[..., T, 129]``."""
   length = x.shape[-1]
   n = _syn_num_frames(length)
-  padded = np.zeros(x.shape[:-1] + (HOP_LENGTH * (n - 1) + WINDOW_LENGTH,),
-                    np.float32)
-  padded[..., _SYN_PAD:_SYN_PAD + length] = x
-  frames = np.lib.stride_tricks.sliding_window_view(
-      padded, WINDOW_LENGTH, axis=-1)[..., ::HOP_LENGTH, :] * _SQRT_HANN
+  padded = np.zeros(
+    x.shape[:-1] + (HOP_LENGTH * (n - 1) + WINDOW_LENGTH,), np.float32
+  )
+  padded[..., _SYN_PAD : _SYN_PAD + length] = x
+  frames = (
+    np.lib.stride_tricks.sliding_window_view(padded, WINDOW_LENGTH, axis=-1)[
+      ..., ::HOP_LENGTH, :
+    ]
+    * _SQRT_HANN
+  )
   return scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
 
 
 def _syn_istft(spec: np.ndarray, length: int) -> np.ndarray:
   """Inverse of ``_syn_stft``: ``[..., T, 129]`` -> float32 ``[..., L]``."""
   frames = scipy.fft.irfft(spec, n=WINDOW_LENGTH, axis=-1).astype(
-      np.float32, copy=False)
+    np.float32, copy=False
+  )
   frames *= _SQRT_HANN
   n = frames.shape[-2]
   lead = frames.shape[:-2]
   blocks = frames.reshape(*lead, n, WINDOW_LENGTH // HOP_LENGTH, HOP_LENGTH)
   out = np.zeros((*lead, n + 3, HOP_LENGTH), np.float32)
   for k in range(WINDOW_LENGTH // HOP_LENGTH):
-    out[..., k:k + n, :] += blocks[..., k, :]
+    out[..., k : k + n, :] += blocks[..., k, :]
   out = out.reshape(*lead, -1)
-  return out[..., _SYN_PAD:_SYN_PAD + length] * 0.5
+  return out[..., _SYN_PAD : _SYN_PAD + length] * 0.5
 
 
 def _row_searchsorted(edges: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -378,8 +404,9 @@ def _row_searchsorted(edges: np.ndarray, times: np.ndarray) -> np.ndarray:
   m, k = edges.shape
   span = max(edges.max() - edges.min(), times.max() - times.min()) + 1.0
   offset = (np.arange(m) * 4 * span)[:, None]
-  flat = np.searchsorted((edges + offset).ravel(),
-                         (times[None, :] + offset).ravel(), side='right')
+  flat = np.searchsorted(
+    (edges + offset).ravel(), (times[None, :] + offset).ravel(), side="right"
+  )
   return flat.reshape(m, -1) - 1 - np.arange(m)[:, None] * k
 
 
@@ -389,18 +416,28 @@ def _lorentzian(freqs, centre, bandwidth):
 
 
 # Vowel formants F1-F3 (Hz, adult male; Peterson & Barney 1952).
-_VOWELS = np.array([
-    [270, 2290, 3010], [390, 1990, 2550], [530, 1840, 2480],
-    [660, 1720, 2410], [730, 1090, 2440], [570, 840, 2410],
-    [440, 1020, 2240], [300, 870, 2240], [640, 1190, 2390],
+_VOWELS = np.array(
+  [
+    [270, 2290, 3010],
+    [390, 1990, 2550],
+    [530, 1840, 2480],
+    [660, 1720, 2410],
+    [730, 1090, 2440],
+    [570, 840, 2410],
+    [440, 1020, 2240],
+    [300, 870, 2240],
+    [640, 1190, 2390],
     [490, 1350, 1690],
-], np.float64)
+  ],
+  np.float64,
+)
 _FORMANT_BANDWIDTHS = np.array([50.0, 70.0, 100.0, 150.0])
 
 
 @dataclasses.dataclass(frozen=True)
 class _Speakers:
   """Voice parameters of a pool of speakers, one array entry per speaker."""
+
   ids: np.ndarray
   f0: np.ndarray  # median f0, Hz.
   f0_spread: np.ndarray  # syllable-to-syllable pitch std, semitones.
@@ -411,9 +448,10 @@ class _Speakers:
   breath: np.ndarray  # aspiration noise level.
   pause: np.ndarray  # probability of a silent syllable.
 
-  def take(self, idx: np.ndarray) -> '_Speakers':
-    return _Speakers(*(getattr(self, f.name)[idx]
-                       for f in dataclasses.fields(self)))
+  def take(self, idx: np.ndarray) -> _Speakers:
+    return _Speakers(
+      *(getattr(self, f.name)[idx] for f in dataclasses.fields(self))
+    )
 
 
 # Median f0 separating the low (85-150 Hz) and high (165-255 Hz) registers.
@@ -426,15 +464,29 @@ def _make_speakers(ids: np.ndarray) -> _Speakers:
   for i in ids:
     r = np.random.default_rng([0x5EED5, int(i)])
     high = r.random() < 0.5
-    f0 = np.exp(r.uniform(np.log(165), np.log(255)) if high
-                else r.uniform(np.log(85), np.log(150)))
+    f0 = np.exp(
+      r.uniform(np.log(165), np.log(255))
+      if high
+      else r.uniform(np.log(85), np.log(150))
+    )
     scale = r.uniform(1.02, 1.17) if high else r.uniform(0.88, 1.02)
-    gains = np.array([1.0, r.uniform(0.4, 0.9), r.uniform(0.15, 0.5),
-                      r.uniform(0.05, 0.25)])
-    rows.append((int(i), f0, r.uniform(1.0, 3.0), scale, gains,
-                 r.uniform(3.5, 6.0), r.uniform(0.4, 1.1),
-                 r.uniform(0.03, 0.2), r.uniform(0.05, 0.2)))
-  cols = list(zip(*rows))
+    gains = np.array(
+      [1.0, r.uniform(0.4, 0.9), r.uniform(0.15, 0.5), r.uniform(0.05, 0.25)]
+    )
+    rows.append(
+      (
+        int(i),
+        f0,
+        r.uniform(1.0, 3.0),
+        scale,
+        gains,
+        r.uniform(3.5, 6.0),
+        r.uniform(0.4, 1.1),
+        r.uniform(0.03, 0.2),
+        r.uniform(0.05, 0.2),
+      )
+    )
+  cols = list(zip(*rows, strict=True))
   return _Speakers(*(np.array(c) for c in cols))
 
 
@@ -465,8 +517,12 @@ def _interp_centres(values, k, t, centres):
   return v0 + frac * (v1 - v0)
 
 
-def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
-            consonant_probability: float) -> np.ndarray:
+def _speech(
+  rng: np.random.Generator,
+  spk: _Speakers,
+  length: int,
+  consonant_probability: float,
+) -> np.ndarray:
   """Speech-like waveforms, one per speaker row: float32 [M, length]."""
   m = len(spk.ids)
   seconds = length / SAMPLE_RATE
@@ -481,12 +537,17 @@ def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
   dur = np.clip(dur, 0.1, 0.6)
   first_end = t[0] - 0.01 - rng.uniform(0, 1, (m, 1)) * dur[:, 1:2]
   starts = np.concatenate(
-      [first_end - dur[:, :1], first_end + np.cumsum(dur[:, 1:], axis=1)
-       - dur[:, 1:]], axis=1)
+    [
+      first_end - dur[:, :1],
+      first_end + np.cumsum(dur[:, 1:], axis=1) - dur[:, 1:],
+    ],
+    axis=1,
+  )
   centres = starts + 0.5 * dur
   k = _row_searchsorted(starts, t)  # [M, T]
   u = (t[None] - np.take_along_axis(starts, k, 1)) / np.take_along_axis(
-      dur, k, 1)
+    dur, k, 1
+  )
 
   # Per-syllable attributes.
   silent = rng.random((m, num_syl)) < spk.pause[:, None]
@@ -494,17 +555,18 @@ def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
   # 0: vowel only, 1: fricative onset, 2: plosive onset.
   q = 0.5 * consonant_probability
   consonant = rng.choice(3, (m, num_syl), p=[1.0 - 2 * q, q, q])
-  cons_frac = np.where(consonant > 0, rng.uniform(0.12, 0.35, (m, num_syl)),
-                       0.0)
+  cons_frac = np.where(
+    consonant > 0, rng.uniform(0.12, 0.35, (m, num_syl)), 0.0
+  )
   fric_centre = rng.uniform(1800, 3800, (m, num_syl))
   vowel = _VOWELS[rng.integers(0, len(_VOWELS), (m, num_syl))]  # [M, K, 3]
   vowel = vowel * rng.uniform(0.94, 1.06, vowel.shape)
   f4 = np.full((m, num_syl, 1), 3350.0) * rng.uniform(0.97, 1.03, (m, 1, 1))
   formants = np.concatenate([vowel, f4], -1) * spk.formant_scale[:, None, None]
   formants = np.minimum(formants, 3850.0)
-  log_f0 = (np.log(spk.f0)[:, None]
-            + spk.f0_spread[:, None] / 12 * np.log(2)
-            * rng.standard_normal((m, num_syl)))
+  log_f0 = np.log(spk.f0)[:, None] + spk.f0_spread[:, None] / 12 * np.log(
+    2
+  ) * rng.standard_normal((m, num_syl))
 
   # Frame-rate controls.
   take = lambda a: np.take_along_axis(a, k, 1)
@@ -513,9 +575,15 @@ def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
   voiced_amp = take(gain) * np.sin(np.pi * uv) * (u >= cf)
   uc = np.clip(u / np.maximum(cf, 1e-3), 0, 1)
   ctype = take(consonant)
-  fric_amp = take(gain) * (u < cf) * np.where(
-      ctype == 1, 0.5 * np.sqrt(np.sin(np.pi * uc)),
-      np.where(ctype == 2, (uc > 0.6) * (1 - uc) / 0.4, 0.0))
+  fric_amp = (
+    take(gain)
+    * (u < cf)
+    * np.where(
+      ctype == 1,
+      0.5 * np.sqrt(np.sin(np.pi * uc)),
+      np.where(ctype == 2, (uc > 0.6) * (1 - uc) / 0.4, 0.0),
+    )
+  )
   f0_frames = np.exp(_interp_centres(log_f0, k, t, centres))
   f0_frames *= 1 + 0.003 * rng.standard_normal((m, num_frames))
   f0_frames = np.clip(f0_frames, 60.0, 420.0)
@@ -531,8 +599,9 @@ def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
   phase += rng.uniform(0, 2 * np.pi, (m, 1))
   phase -= 2 * np.pi * np.floor(phase * (0.5 / np.pi))
   phase = phase.astype(np.float32)
-  num_harm = np.floor(3900.0 / f0_frames.max(axis=1, keepdims=True)
-                      ).astype(np.float32)
+  num_harm = np.floor(3900.0 / f0_frames.max(axis=1, keepdims=True)).astype(
+    np.float32
+  )
   half = np.sin(0.5 * phase)
   safe = np.abs(half) > 1e-6
   excitation = np.sin((num_harm + 0.5) * phase)
@@ -549,34 +618,40 @@ def _speech(rng: np.random.Generator, spk: _Speakers, length: int,
   freqs = _FREQS.astype(np.float32)
   sub = slice(None, None, 2)
   form = _interp_centres(formants, k[:, sub], t[sub], centres).astype(
-      np.float32)  # [M, T/2, 4]
+    np.float32
+  )  # [M, T/2, 4]
   bw = (_FORMANT_BANDWIDTHS * spk.formant_scale[:, None])[:, None, :].astype(
-      np.float32)
+    np.float32
+  )
   gains = spk.formant_gains.astype(np.float32)
   envelope = np.zeros(form.shape[:2] + (len(freqs),), np.float32)
   for j in range(form.shape[-1]):
     envelope += gains[:, None, None, j] * _lorentzian(
-        freqs, form[..., j:j + 1], bw[..., j:j + 1])
+      freqs, form[..., j : j + 1], bw[..., j : j + 1]
+    )
   envelope = np.repeat(envelope, 2, axis=1)[:, :num_frames]
   tilt = ((1 + freqs / 300.0)[None, :] ** -spk.tilt[:, None]).astype(
-      np.float32)  # [M, F]
+    np.float32
+  )  # [M, F]
   envelope *= tilt[:, None]
   envelope += 1e-3
   # Consonant noise: a sibilant-like resonance (fricatives) or a flat burst
   # (plosives), one spectral shape per syllable.
   fric_shape = np.where(
-      (consonant == 1)[..., None],
-      _lorentzian(freqs, fric_centre[..., None], 1500.0),
-      0.5 * np.sqrt(tilt)[:, None]).astype(np.float32)  # [M, K, F]
+    (consonant == 1)[..., None],
+    _lorentzian(freqs, fric_centre[..., None], 1500.0),
+    0.5 * np.sqrt(tilt)[:, None],
+  ).astype(np.float32)  # [M, K, F]
   fric_shape = np.take_along_axis(fric_shape, k[..., None], 1)
   voiced = voiced_amp[..., None].astype(np.float32) * envelope
-  unvoiced = (spk.breath[:, None, None].astype(np.float32) * voiced
-              + fric_amp[..., None].astype(np.float32) * fric_shape)
+  unvoiced = (
+    spk.breath[:, None, None].astype(np.float32) * voiced
+    + fric_amp[..., None].astype(np.float32) * fric_shape
+  )
   return _syn_istft(harmonic_spec * voiced + noise_spec * unvoiced, length)
 
 
-def _environmental(rng: np.random.Generator, m: int,
-                   length: int) -> np.ndarray:
+def _environmental(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
   """Environmental-like sounds: float32 [m, length]."""
   seconds = length / SAMPLE_RATE
   num_events = max(2, int(round(2 * seconds)))  # About 2 events / s.
@@ -593,33 +668,43 @@ def _environmental(rng: np.random.Generator, m: int,
   rel = t[None, None] - onset[..., None]  # [m, E, T]
   attack = rng.uniform(0.01, 0.1, (m, num_events, 1))
   release = rng.uniform(0.02, 0.2, (m, num_events, 1))
-  burst = np.clip(np.minimum(rel / attack, (duration[..., None] - rel)
-                             / release), 0, 1)
+  burst = np.clip(
+    np.minimum(rel / attack, (duration[..., None] - rel) / release), 0, 1
+  )
   tremolo = 1 - rng.uniform(0, 0.8, (m, num_events, 1)) * (
-      0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 20, (m, num_events, 1))
-                         * rel))
+    0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 20, (m, num_events, 1)) * rel)
+  )
   centre = np.exp(rng.uniform(np.log(150), np.log(3500), (m, num_events, 1)))
   width = rng.uniform(0.3, 1.5, (m, num_events, 1))
-  band = np.exp(-0.5 * (np.log2(np.maximum(freqs, 15.0) / centre) / width)
-                ** 2)  # [m, E, F]
+  band = np.exp(
+    -0.5 * (np.log2(np.maximum(freqs, 15.0) / centre) / width) ** 2
+  )  # [m, E, F]
   # Impacts: exponential decay, 1-3 repeats, three resonant modes.
   tau = rng.uniform(0.02, 0.25, (m, num_events, 1))
   spacing = rng.uniform(0.08, 0.3, (m, num_events, 1))
   repeats = rng.integers(1, 4, (m, num_events, 1))
   since = np.where(rel >= 0, np.mod(rel, spacing), np.inf)
-  since = np.where(rel < repeats * spacing, since, rel - (repeats - 1)
-                   * spacing)
+  since = np.where(
+    rel < repeats * spacing, since, rel - (repeats - 1) * spacing
+  )
   decay = np.exp(-since / tau)
   modes = np.exp(rng.uniform(np.log(200), np.log(3600), (m, num_events, 3)))
   q = rng.uniform(8, 40, (m, num_events, 3))
-  modal = _lorentzian(freqs[None, None, :, None], modes[:, :, None],
-                      modes[:, :, None] / q[:, :, None]).sum(-1) + 0.05
+  modal = (
+    _lorentzian(
+      freqs[None, None, :, None],
+      modes[:, :, None],
+      modes[:, :, None] / q[:, :, None],
+    ).sum(-1)
+    + 0.05
+  )
 
   time_env = np.where(kind[..., None] == 0, burst * tremolo, decay)
   time_env *= (kind[..., None] != 1) * gain[..., None]  # [m, E, T]
   spectral = np.where(kind[..., None] == 0, band, modal)  # [m, E, F]
-  shape = np.matmul(time_env.astype(np.float32).transpose(0, 2, 1),
-                    spectral.astype(np.float32))  # [m, T, F]
+  shape = np.matmul(
+    time_env.astype(np.float32).transpose(0, 2, 1), spectral.astype(np.float32)
+  )  # [m, T, F]
   noise = _syn_stft(rng.standard_normal((m, length), dtype=np.float32))
   out = _syn_istft(noise * shape, length)
 
@@ -642,17 +727,22 @@ def _environmental(rng: np.random.Generator, m: int,
     for h, amp in ((2, 0.5), (3, 0.25)):
       tone += (amp * (h * top < 3900)).astype(np.float32) * np.sin(h * phase)
     tone *= (np.sin(np.pi * frac) ** 2 * gain[rows, cols][:, None]).astype(
-        np.float32)
+      np.float32
+    )
     where = first[:, None] + n[None]
     keep = (n[None] < span[:, None]) & (where >= 0) & (where < length)
     flat = (rows[:, None] * length + where)[keep]
-    out += np.bincount(flat, weights=tone[keep], minlength=m * length
-                       ).reshape(m, length).astype(np.float32)
+    out += (
+      np.bincount(flat, weights=tone[keep], minlength=m * length)
+      .reshape(m, length)
+      .astype(np.float32)
+    )
   return out
 
 
-def _mix(rng: np.random.Generator, sources: np.ndarray,
-         config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+def _mix(
+  rng: np.random.Generator, sources: np.ndarray, config: SyntheticConfig
+) -> tuple[np.ndarray, np.ndarray]:
   """Level-normalises and mixes ``[B, 2, L]`` sources (float64 in)."""
   power = np.mean(sources.astype(np.float64) ** 2, axis=-1, keepdims=True)
   sources = sources / np.sqrt(np.maximum(power, 1e-12))
@@ -663,7 +753,7 @@ def _mix(rng: np.random.Generator, sources: np.ndarray,
   sources = sources * gains[..., None]
   mix = sources.sum(1)
   level = 10 ** (rng.uniform(*config.mixture_level_dbfs, b) / 20)
-  scale = level / np.sqrt(np.mean(mix ** 2, axis=-1) + 1e-12)
+  scale = level / np.sqrt(np.mean(mix**2, axis=-1) + 1e-12)
   peak = np.abs(sources).sum(1).max(-1) * scale
   scale = np.where(peak > 0.99, scale * 0.99 / np.maximum(peak, 1e-12), scale)
   sources = (sources * scale[:, None, None]).astype(np.float32)
@@ -673,16 +763,16 @@ def _mix(rng: np.random.Generator, sources: np.ndarray,
 class SyntheticMixtures(_Base):
   """Synthetic two-source mixtures; see the module docstring."""
 
-  name = 'synthetic'
+  name = "synthetic"
 
   def __init__(
-      self,
-      split: str = 'train',
-      *,
-      seed: int = 0,
-      chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
-      config: SyntheticConfig | None = None,
-      num_examples: int | None = None,
+    self,
+    split: str = "train",
+    *,
+    seed: int = 0,
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    config: SyntheticConfig | None = None,
+    num_examples: int | None = None,
   ):
     self.split = canonical_split(split)
     self.seed = int(seed)
@@ -691,16 +781,19 @@ class SyntheticMixtures(_Base):
     self.sample_rate = SAMPLE_RATE
     self._split_code = SPLITS.index(self.split)
     sizes = self.config.num_speakers
-    first = sum(sizes[:self._split_code])
+    first = sum(sizes[: self._split_code])
     self.speaker_ids = np.arange(first, first + sizes[self._split_code])
     self._speakers = _make_speakers(self.speaker_ids)
-    default = {'train': self.config.epoch_size,
-               'validation': self.config.num_validation,
-               'test': self.config.num_test}[self.split]
+    default = {
+      "train": self.config.epoch_size,
+      "validation": self.config.num_validation,
+      "test": self.config.num_test,
+    }[self.split]
     self.num_examples = int(default if num_examples is None else num_examples)
 
-  def generate(self, rng: np.random.Generator, batch_size: int,
-               length: int) -> Batch:
+  def generate(
+    self, rng: np.random.Generator, batch_size: int, length: int
+  ) -> Batch:
     """One batch of fresh mixtures of ``length`` samples from this split.
 
     Returns:
@@ -713,18 +806,25 @@ class SyntheticMixtures(_Base):
     for j, name in enumerate(cfg.source_classes):
       code = _CLASS_ALIASES[name]
       if code < 0:
-        code = (rng.random(batch_size) < cfg.environmental_probability)
+        code = rng.random(batch_size) < cfg.environmental_probability
       classes[:, j] = code
     # Two distinct speakers per mixture (used where the class is speech).
     pool = len(self.speaker_ids)
-    if cfg.pairing == 'cross_register':
+    if cfg.pairing == "cross_register":
       low = np.flatnonzero(self._speakers.f0 < _HIGH_REGISTER_F0)
       high = np.flatnonzero(self._speakers.f0 >= _HIGH_REGISTER_F0)
       if not len(low) or not len(high):
-        raise ValueError('cross_register pairing needs both registers in '
-                         f'the {self.split} speaker pool')
-      pair = np.stack([low[rng.integers(0, len(low), batch_size)],
-                       high[rng.integers(0, len(high), batch_size)]], 1)
+        raise ValueError(
+          "cross_register pairing needs both registers in "
+          f"the {self.split} speaker pool"
+        )
+      pair = np.stack(
+        [
+          low[rng.integers(0, len(low), batch_size)],
+          high[rng.integers(0, len(high), batch_size)],
+        ],
+        1,
+      )
       swap = rng.random(batch_size) < 0.5
       picks = np.where(swap[:, None], pair[:, ::-1], pair)
     else:
@@ -735,18 +835,24 @@ class SyntheticMixtures(_Base):
     is_speech = classes == SPEECH
     if is_speech.any():
       sources[is_speech] = _speech(
-          rng, self._speakers.take(picks[is_speech]), length,
-          cfg.consonant_probability)
+        rng,
+        self._speakers.take(picks[is_speech]),
+        length,
+        cfg.consonant_probability,
+      )
     if (~is_speech).any():
-      sources[~is_speech] = _environmental(rng, int((~is_speech).sum()),
-                                           length)
+      sources[~is_speech] = _environmental(rng, int((~is_speech).sum()), length)
     mix, sources = _mix(rng, sources, cfg)
     speakers = np.where(is_speech, self.speaker_ids[picks], -1)
-    return {'mix': mix, 'sources': sources, 'classes': classes,
-            'speakers': speakers.astype(np.int32)}
+    return {
+      "mix": mix,
+      "sources": sources,
+      "classes": classes,
+      "speakers": speakers.astype(np.int32),
+    }
 
   def batches(
-      self, batch_size: int, rng: np.random.Generator | int | None = None
+    self, batch_size: int, rng: np.random.Generator | int | None = None
   ) -> Iterator[Batch]:
     """Endless fresh chunks of ``chunk_samples`` (``speakers`` included)."""
     rng = _as_rng(rng, [self.seed, self._split_code, 1])
@@ -765,7 +871,7 @@ class SyntheticMixtures(_Base):
     length = int(rng.uniform(lo, hi) * SAMPLE_RATE)
     batch = self.generate(rng, 1, length)
     ex = {key: value[0] for key, value in batch.items()}
-    ex['name'] = f'synthetic-{self.split}-{index:05d}'
+    ex["name"] = f"synthetic-{self.split}-{index:05d}"
     return ex
 
   def examples(self) -> Iterator[dict]:
@@ -782,6 +888,7 @@ class SyntheticMixtures(_Base):
 @dataclasses.dataclass(frozen=True)
 class Utterance:
   """One mixture on disk and its two sources."""
+
   name: str
   mix_path: pathlib.Path
   source_paths: tuple[pathlib.Path, pathlib.Path]
@@ -789,8 +896,9 @@ class Utterance:
 
 
 def _check_audio(
-    paths: Sequence[pathlib.Path], sample_rate: int,
-    expected_length: int | None = None,
+  paths: Sequence[pathlib.Path],
+  sample_rate: int,
+  expected_length: int | None = None,
 ) -> int:
   """Validates a mixture and its sources with ``soundfile.info``."""
   lengths = []
@@ -798,26 +906,30 @@ def _check_audio(
     try:
       info = sf.info(str(path))
     except Exception as e:  # soundfile raises several types.
-      raise DatasetError(f'cannot read audio file {path}: {e}') from None
+      raise DatasetError(f"cannot read audio file {path}: {e}") from None
     if info.samplerate != sample_rate:
-      raise DatasetError(f'sample rate {info.samplerate} Hz != expected '
-                         f'{sample_rate} Hz: {path}')
+      raise DatasetError(
+        f"sample rate {info.samplerate} Hz != expected {sample_rate} Hz: {path}"
+      )
     if info.channels != 1:
-      raise DatasetError(f'{info.channels} channels, expected mono: {path}')
+      raise DatasetError(f"{info.channels} channels, expected mono: {path}")
     lengths.append(info.frames)
   reference = lengths[0] if expected_length is None else expected_length
-  for path, n in zip(paths, lengths):
+  for path, n in zip(paths, lengths, strict=True):
     if n != reference:
       raise DatasetError(
-          f'unequal lengths: {path} has {n} samples, expected {reference} '
-          f'(mixture {paths[0]})')
+        f"unequal lengths: {path} has {n} samples, expected {reference} "
+        f"(mixture {paths[0]})"
+      )
   return lengths[0]
 
 
-def _read(path: pathlib.Path, start: int = 0,
-          stop: int | None = None) -> np.ndarray:
-  audio, _ = sf.read(str(path), start=start, stop=stop, dtype='float32',
-                     always_2d=False)
+def _read(
+  path: pathlib.Path, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+  audio, _ = sf.read(
+    str(path), start=start, stop=stop, dtype="float32", always_2d=False
+  )
   return audio
 
 
@@ -825,14 +937,14 @@ class FileMixtures(_Base):
   """Mixtures listed as ``Utterance`` records (wsj0-2mix, Libri2Mix)."""
 
   def __init__(
-      self,
-      name: str,
-      split: str,
-      utterances: Sequence[Utterance],
-      *,
-      seed: int = 0,
-      chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
-      sample_rate: int = SAMPLE_RATE,
+    self,
+    name: str,
+    split: str,
+    utterances: Sequence[Utterance],
+    *,
+    seed: int = 0,
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    sample_rate: int = SAMPLE_RATE,
   ):
     self.name = name
     self.split = canonical_split(split)
@@ -843,10 +955,11 @@ class FileMixtures(_Base):
     self.num_examples = len(self.utterances)
     self._split_code = SPLITS.index(self.split)
     if not self.utterances:
-      raise DatasetError(f'{name} {self.split}: no utterances found')
+      raise DatasetError(f"{name} {self.split}: no utterances found")
 
-  def _load(self, utt: Utterance, start: int = 0,
-            stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  def _load(
+    self, utt: Utterance, start: int = 0, stop: int | None = None
+  ) -> tuple[np.ndarray, np.ndarray]:
     mix = _read(utt.mix_path, start, stop)
     sources = np.stack([_read(p, start, stop) for p in utt.source_paths])
     return mix, sources
@@ -860,13 +973,16 @@ class FileMixtures(_Base):
       utt = self.utterances[idx]
       start = int(rng.integers(0, max(utt.num_samples - length, 0) + 1))
       m, s = self._load(utt, start, min(start + length, utt.num_samples))
-      mix[i, :len(m)] = m
-      sources[i, :, :s.shape[-1]] = s
-    return {'mix': mix, 'sources': sources,
-            'classes': np.zeros((len(indices), NUM_SOURCES), np.int32)}
+      mix[i, : len(m)] = m
+      sources[i, :, : s.shape[-1]] = s
+    return {
+      "mix": mix,
+      "sources": sources,
+      "classes": np.zeros((len(indices), NUM_SOURCES), np.int32),
+    }
 
   def batches(
-      self, batch_size: int, rng: np.random.Generator | int | None = None
+    self, batch_size: int, rng: np.random.Generator | int | None = None
   ) -> Iterator[Batch]:
     """Endless random chunks, epoch after epoch in a shuffled order.
 
@@ -894,7 +1010,8 @@ class FileMixtures(_Base):
     indices = np.empty(batch_size, np.int64)
     for epoch in np.unique(positions // n):
       perm = np.random.default_rng(
-          [self.seed, self._split_code, 4, int(epoch)]).permutation(n)
+        [self.seed, self._split_code, 4, int(epoch)]
+      ).permutation(n)
       here = positions // n == epoch
       indices[here] = perm[positions[here] % n]
     rng = np.random.default_rng([self.seed, self._split_code, 5, step])
@@ -904,35 +1021,47 @@ class FileMixtures(_Base):
     """Whole utterances in listing (name) order."""
     for utt in self.utterances:
       mix, sources = self._load(utt)
-      yield {'mix': mix, 'sources': sources,
-             'classes': np.zeros(NUM_SOURCES, np.int32), 'name': utt.name}
+      yield {
+        "mix": mix,
+        "sources": sources,
+        "classes": np.zeros(NUM_SOURCES, np.int32),
+        "name": utt.name,
+      }
 
 
 # --- wsj0-2mix --------------------------------------------------------------
 
-_WSJ_SPLIT_DIRS = {'train': 'tr', 'validation': 'cv', 'test': 'tt'}
-_WSJ_LAYOUT = ('ROOT/.../{tr,cv,tt}/{mix,s1,s2}/*.wav, '
-               'e.g. ROOT/wav8k/min/tt/mix')
-_WSJ_FOLDERS = ('mix', 's1', 's2')
+_WSJ_SPLIT_DIRS = {"train": "tr", "validation": "cv", "test": "tt"}
+_WSJ_LAYOUT = (
+  "ROOT/.../{tr,cv,tt}/{mix,s1,s2}/*.wav, e.g. ROOT/wav8k/min/tt/mix"
+)
+_WSJ_FOLDERS = ("mix", "s1", "s2")
 
 
 def _missing_root(name: str, root: pathlib.Path, layout: str) -> DatasetError:
-  return DatasetError(f'{name} root not found: {root} (expected {layout})')
+  return DatasetError(f"{name} root not found: {root} (expected {layout})")
 
 
 def _preference(path: pathlib.Path, sample_rate: int, mode: str):
   parts = [p.lower() for p in path.parts]
-  return (f'wav{sample_rate // 1000}k' not in parts, mode not in parts,
-          len(parts), str(path))
+  return (
+    f"wav{sample_rate // 1000}k" not in parts,
+    mode not in parts,
+    len(parts),
+    str(path),
+  )
 
 
-def find_wsj0_2mix_split(root: str | os.PathLike, split: str,
-                         sample_rate: int = SAMPLE_RATE,
-                         mode: str = 'min') -> pathlib.Path:
+def find_wsj0_2mix_split(
+  root: str | os.PathLike,
+  split: str,
+  sample_rate: int = SAMPLE_RATE,
+  mode: str = "min",
+) -> pathlib.Path:
   """The ``tr``/``cv``/``tt`` directory (holding mix, s1, s2) under ``root``."""
   root = pathlib.Path(root)
   if not root.is_dir():
-    raise _missing_root('wsj0-2mix', root, _WSJ_LAYOUT)
+    raise _missing_root("wsj0-2mix", root, _WSJ_LAYOUT)
   split_dir = _WSJ_SPLIT_DIRS[canonical_split(split)]
   found = []
   for dirpath, dirnames, _ in os.walk(root):
@@ -945,18 +1074,23 @@ def find_wsj0_2mix_split(root: str | os.PathLike, split: str,
     if len(here.relative_to(root).parts) >= 6:
       dirnames.clear()
   if not found:
-    raise DatasetError(f'no wsj0-2mix {split_dir!r} split under {root} '
-                       f'(expected {_WSJ_LAYOUT})')
+    raise DatasetError(
+      f"no wsj0-2mix {split_dir!r} split under {root} (expected {_WSJ_LAYOUT})"
+    )
   return min(found, key=lambda p: _preference(p, sample_rate, mode))
 
 
-def list_wsj0_2mix(root: str | os.PathLike, split: str,
-                   sample_rate: int = SAMPLE_RATE,
-                   mode: str = 'min') -> list[Utterance]:
+def list_wsj0_2mix(
+  root: str | os.PathLike,
+  split: str,
+  sample_rate: int = SAMPLE_RATE,
+  mode: str = "min",
+) -> list[Utterance]:
   """Validated listing of a wsj0-2mix split (see the module docstring)."""
   split_path = find_wsj0_2mix_split(root, split, sample_rate, mode)
-  names = {f: {p.name for p in (split_path / f).glob('*.wav')}
-           for f in _WSJ_FOLDERS}
+  names = {
+    f: {p.name for p in (split_path / f).glob("*.wav")} for f in _WSJ_FOLDERS
+  }
   every = sorted(set().union(*names.values()))
   utterances = []
   for name in every:
@@ -964,45 +1098,56 @@ def list_wsj0_2mix(root: str | os.PathLike, split: str,
       if name not in names[folder]:
         other = next(f for f in _WSJ_FOLDERS if name in names[f])
         raise DatasetError(
-            f'missing partner file {split_path / folder / name} '
-            f'(for {split_path / other / name})')
+          f"missing partner file {split_path / folder / name} "
+          f"(for {split_path / other / name})"
+        )
     paths = [split_path / f / name for f in _WSJ_FOLDERS]
     n = _check_audio(paths, sample_rate)
-    utterances.append(Utterance(pathlib.Path(name).stem, paths[0],
-                                (paths[1], paths[2]), n))
+    utterances.append(
+      Utterance(pathlib.Path(name).stem, paths[0], (paths[1], paths[2]), n)
+    )
   if not utterances:
-    raise DatasetError(f'no .wav files in {split_path / "mix"}')
+    raise DatasetError(f"no .wav files in {split_path / 'mix'}")
   return utterances
 
 
 # --- Libri2Mix --------------------------------------------------------------
 
-_LIBRI_SUBSETS = {'train': 'train-100', 'validation': 'dev', 'test': 'test'}
-_LIBRI_LAYOUT = ('ROOT/.../metadata/mixture_{train-100,dev,test}_mix_clean.csv'
-                 ' with columns mixture_path, source_1_path, source_2_path')
-_LIBRI_COLUMNS = ('mixture_path', 'source_1_path', 'source_2_path')
+_LIBRI_SUBSETS = {"train": "train-100", "validation": "dev", "test": "test"}
+_LIBRI_LAYOUT = (
+  "ROOT/.../metadata/mixture_{train-100,dev,test}_mix_clean.csv"
+  " with columns mixture_path, source_1_path, source_2_path"
+)
+_LIBRI_COLUMNS = ("mixture_path", "source_1_path", "source_2_path")
 
 
-def find_libri2mix_csv(root: str | os.PathLike, split: str,
-                       sample_rate: int = SAMPLE_RATE, mode: str = 'min',
-                       train_subset: str = 'train-100',
-                       mix_type: str = 'clean') -> pathlib.Path:
+def find_libri2mix_csv(
+  root: str | os.PathLike,
+  split: str,
+  sample_rate: int = SAMPLE_RATE,
+  mode: str = "min",
+  train_subset: str = "train-100",
+  mix_type: str = "clean",
+) -> pathlib.Path:
   """The metadata CSV of ``split`` under ``root``."""
   root = pathlib.Path(root)
   if not root.is_dir():
-    raise _missing_root('libri2mix', root, _LIBRI_LAYOUT)
+    raise _missing_root("libri2mix", root, _LIBRI_LAYOUT)
   split = canonical_split(split)
-  subset = train_subset if split == 'train' else _LIBRI_SUBSETS[split]
-  file_name = f'mixture_{subset}_mix_{mix_type}.csv'
+  subset = train_subset if split == "train" else _LIBRI_SUBSETS[split]
+  file_name = f"mixture_{subset}_mix_{mix_type}.csv"
   found = sorted(root.rglob(file_name))
   if not found:
-    raise DatasetError(f'no libri2mix metadata {file_name} under {root} '
-                       f'(expected {_LIBRI_LAYOUT})')
+    raise DatasetError(
+      f"no libri2mix metadata {file_name} under {root} "
+      f"(expected {_LIBRI_LAYOUT})"
+    )
   return min(found, key=lambda p: _preference(p, sample_rate, mode))
 
 
-def _resolve(value: str, csv_path: pathlib.Path,
-             root: pathlib.Path) -> pathlib.Path:
+def _resolve(
+  value: str, csv_path: pathlib.Path, root: pathlib.Path
+) -> pathlib.Path:
   path = pathlib.Path(value)
   if path.is_absolute():
     if path.exists():
@@ -1014,41 +1159,47 @@ def _resolve(value: str, csv_path: pathlib.Path,
     for tail in tails:
       if (base / tail).exists():
         return base / tail
-  raise DatasetError(f'missing file {value} listed in {csv_path}')
+  raise DatasetError(f"missing file {value} listed in {csv_path}")
 
 
-def list_libri2mix(root: str | os.PathLike, split: str,
-                   sample_rate: int = SAMPLE_RATE, mode: str = 'min',
-                   train_subset: str = 'train-100',
-                   mix_type: str = 'clean') -> list[Utterance]:
+def list_libri2mix(
+  root: str | os.PathLike,
+  split: str,
+  sample_rate: int = SAMPLE_RATE,
+  mode: str = "min",
+  train_subset: str = "train-100",
+  mix_type: str = "clean",
+) -> list[Utterance]:
   """Validated listing of a Libri2Mix split (see the module docstring)."""
   root = pathlib.Path(root)
-  csv_path = find_libri2mix_csv(root, split, sample_rate, mode, train_subset,
-                                mix_type)
-  with open(csv_path, newline='') as f:
+  csv_path = find_libri2mix_csv(
+    root, split, sample_rate, mode, train_subset, mix_type
+  )
+  with open(csv_path, newline="") as f:
     reader = csv.DictReader(f)
     columns = reader.fieldnames or []
     missing = [c for c in _LIBRI_COLUMNS if c not in columns]
     if missing:
-      raise DatasetError(f'{csv_path} lacks column(s) {", ".join(missing)}')
+      raise DatasetError(f"{csv_path} lacks column(s) {', '.join(missing)}")
     rows = list(reader)
   utterances = []
   for line, row in enumerate(rows, start=2):
     paths = [_resolve(row[c], csv_path, root) for c in _LIBRI_COLUMNS]
-    expected = row.get('length')
-    if expected not in (None, ''):
+    expected = row.get("length")
+    if expected not in (None, ""):
       try:
         expected = int(float(expected))
       except ValueError:
-        raise DatasetError(f'bad length {expected!r} at {csv_path}:{line}'
-                           ) from None
+        raise DatasetError(
+          f"bad length {expected!r} at {csv_path}:{line}"
+        ) from None
     else:
       expected = None
     n = _check_audio(paths, sample_rate, expected)
-    name = row.get('mixture_ID') or paths[0].stem
+    name = row.get("mixture_ID") or paths[0].stem
     utterances.append(Utterance(name, paths[0], (paths[1], paths[2]), n))
   if not utterances:
-    raise DatasetError(f'no rows in {csv_path}')
+    raise DatasetError(f"no rows in {csv_path}")
   return utterances
 
 
@@ -1056,22 +1207,22 @@ def list_libri2mix(root: str | os.PathLike, split: str,
 # Entry point.
 # ===========================================================================
 
-DATASETS = ('synthetic', 'wsj0-2mix', 'libri2mix')
+DATASETS = ("synthetic", "wsj0-2mix", "libri2mix")
 
 
 def make_dataset(
-    name: str = 'synthetic',
-    root: str | os.PathLike | None = None,
-    split: str = 'train',
-    *,
-    seed: int = 0,
-    chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
-    sample_rate: int = SAMPLE_RATE,
-    num_examples: int | None = None,
-    synthetic: SyntheticConfig | None = None,
-    mode: str = 'min',
-    train_subset: str = 'train-100',
-    mix_type: str = 'clean',
+  name: str = "synthetic",
+  root: str | os.PathLike | None = None,
+  split: str = "train",
+  *,
+  seed: int = 0,
+  chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+  sample_rate: int = SAMPLE_RATE,
+  num_examples: int | None = None,
+  synthetic: SyntheticConfig | None = None,
+  mode: str = "min",
+  train_subset: str = "train-100",
+  mix_type: str = "clean",
 ) -> SyntheticMixtures | FileMixtures:
   """Builds a dataset; real datasets are fully validated here.
 
@@ -1096,20 +1247,32 @@ def make_dataset(
   Raises:
     DatasetError: for any problem with the files (see the module docstring).
   """
-  key = name.lower().replace('_', '-')
-  if key == 'synthetic':
-    return SyntheticMixtures(split, seed=seed, chunk_samples=chunk_samples,
-                             config=synthetic, num_examples=num_examples)
-  if key not in ('wsj0-2mix', 'libri2mix'):
-    raise ValueError(f'unknown dataset {name!r}; expected one of {DATASETS}')
+  key = name.lower().replace("_", "-")
+  if key == "synthetic":
+    return SyntheticMixtures(
+      split,
+      seed=seed,
+      chunk_samples=chunk_samples,
+      config=synthetic,
+      num_examples=num_examples,
+    )
+  if key not in ("wsj0-2mix", "libri2mix"):
+    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
   if root is None:
-    raise DatasetError(f'{key} needs a root directory')
-  if key == 'wsj0-2mix':
+    raise DatasetError(f"{key} needs a root directory")
+  if key == "wsj0-2mix":
     utterances = list_wsj0_2mix(root, split, sample_rate, mode)
   else:
-    utterances = list_libri2mix(root, split, sample_rate, mode, train_subset,
-                                mix_type)
+    utterances = list_libri2mix(
+      root, split, sample_rate, mode, train_subset, mix_type
+    )
   if num_examples is not None:
     utterances = utterances[:num_examples]
-  return FileMixtures(key, split, utterances, seed=seed,
-                      chunk_samples=chunk_samples, sample_rate=sample_rate)
+  return FileMixtures(
+    key,
+    split,
+    utterances,
+    seed=seed,
+    chunk_samples=chunk_samples,
+    sample_rate=sample_rate,
+  )

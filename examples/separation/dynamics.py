@@ -40,25 +40,32 @@ import json
 import math
 import pathlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from examples.separation import cli
 
 RUNS = (("autoclip_p10", 10.0), ("no_clipping_p100", 100.0))
-LABELS = {"autoclip_p10": "AutoClip p=10",
-          "no_clipping_p100": "no clipping (p=100)"}
+LABELS = {
+  "autoclip_p10": "AutoClip p=10",
+  "no_clipping_p100": "no clipping (p=100)",
+}
 COLORS = {"autoclip_p10": "tab:blue", "no_clipping_p100": "tab:orange"}
-FIELDS = ("run", "step", "loss", "step_size", "grad_norm", "threshold",
-          "smoothness")
+FIELDS = (
+  "run",
+  "step",
+  "loss",
+  "step_size",
+  "grad_norm",
+  "threshold",
+  "smoothness",
+)
 
 DEFAULT_STEPS, DEFAULT_EVERY, DEFAULT_HIDDEN = 1500, 10, 128
 QUICK_STEPS, QUICK_EVERY, QUICK_HIDDEN = 24, 2, 16
-QUICK_OVERRIDES = dict(chunk_frames=24, num_test_examples=2,
-                       num_val_examples=2)
+QUICK_OVERRIDES = dict(chunk_frames=24, num_test_examples=2, num_val_examples=2)
 # --smoke (hidden; the tests): an even smaller network, data and run.
 SMOKE_STEPS, SMOKE_EVERY, SMOKE_HIDDEN = 8, 2, 8
-SMOKE_OVERRIDES = dict(chunk_frames=16, num_test_examples=1,
-                       num_val_examples=1)
+SMOKE_OVERRIDES = dict(chunk_frames=16, num_test_examples=1, num_val_examples=1)
 
 
 def make_record_fns(config):
@@ -70,6 +77,7 @@ def make_record_fns(config):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
+
   from examples.separation import optimizer as optimizer_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
@@ -77,75 +85,95 @@ def make_record_fns(config):
     def loss_fn(p):
       outputs = apply_fn({"params": p}, batch["mix"])
       per_example = train.per_example_loss(outputs, batch, config)
-      return (train.batch_loss(per_example, batch, step, config),
-              per_example.mean())
-    (loss, mean_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params)
+      return (
+        train.batch_loss(per_example, batch, step, config),
+        per_example.mean(),
+      )
+
+    (loss, mean_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return loss, mean_loss, grads
 
   def probe(state, batch):
     """One training step plus the Fig. 1 statistics on the same batch."""
-    loss, mean_loss, grads = grads_at(state.params, state.apply_fn, batch,
-                                      state.step)
+    loss, mean_loss, grads = grads_at(
+      state.params, state.apply_fn, batch, state.step
+    )
     updates, opt_state = state.tx.update(
-        grads, state.opt_state, state.params,
-        **optimizer_lib.extra_args(mean_loss, config))
+      grads,
+      state.opt_state,
+      state.params,
+      **optimizer_lib.extra_args(mean_loss, config),
+    )
     new_params = optax.apply_updates(state.params, updates)
     _, _, new_grads = grads_at(new_params, state.apply_fn, batch, state.step)
-    step_size = optax.tree.norm(jax.tree.map(jnp.subtract, new_params,
-                                             state.params))
+    step_size = optax.tree.norm(
+      jax.tree.map(jnp.subtract, new_params, state.params)
+    )
     grad_diff = optax.tree.norm(jax.tree.map(jnp.subtract, new_grads, grads))
     stats = {
-        "loss": loss, "step_size": step_size,
-        "grad_norm": optax.tree.norm(grads),
-        "threshold": optax.tree.get(opt_state, "threshold"),
-        "smoothness": grad_diff / jnp.maximum(step_size, 1e-30),
+      "loss": loss,
+      "step_size": step_size,
+      "grad_norm": optax.tree.norm(grads),
+      "threshold": optax.tree.get(opt_state, "threshold"),
+      "smoothness": grad_diff / jnp.maximum(step_size, 1e-30),
     }
-    new_state = state.replace(step=state.step + 1, params=new_params,
-                              opt_state=opt_state)
+    new_state = state.replace(
+      step=state.step + 1, params=new_params, opt_state=opt_state
+    )
     return new_state, stats
 
-  return (jax.jit(train.make_train_step(config), donate_argnums=0),
-          jax.jit(probe, donate_argnums=0))
+  return (
+    jax.jit(train.make_train_step(config), donate_argnums=0),
+    jax.jit(probe, donate_argnums=0),
+  )
 
 
-def run_one(config, every: int, name: str, rows: list,
-            progress: bool = True) -> dict:
+def run_one(
+  config, every: int, name: str, rows: list, progress: bool = True
+) -> dict:
   """Trains ``config.steps`` steps, appending a row every ``every`` steps."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
   dataset = train.make_dataset(config, "train")
   state = train.create_train_state(config, jax.random.key(config.seed))
   step_fn, probe_fn = make_record_fns(config)
-  for t in tqdm(range(config.steps), desc=name, dynamic_ncols=True,
-                disable=not progress):
-    batch = {k: jnp.asarray(v) for k, v in
-             train.train_batch(dataset, config, t).items()
-             if k in ("mix", "sources", "classes")}
+  for t in tqdm(
+    range(config.steps), desc=name, dynamic_ncols=True, disable=not progress
+  ):
+    batch = {
+      k: jnp.asarray(v)
+      for k, v in train.train_batch(dataset, config, t).items()
+      if k in ("mix", "sources", "classes")
+    }
     if (t + 1) % every == 0:
       state, stats = probe_fn(state, batch)
       stats = {k: float(v) for k, v in jax.device_get(stats).items()}
       if not all(math.isfinite(v) for v in stats.values()):
         raise train.TrainingError(
-            f"{name}: non-finite statistics {stats} at step {t + 1}")
+          f"{name}: non-finite statistics {stats} at step {t + 1}"
+        )
       rows.append({"run": name, "step": t + 1, **stats})
     else:
       state, logs = step_fn(state, batch)
       if not math.isfinite(float(logs["loss"])):
         raise train.TrainingError(f"{name}: non-finite loss at step {t + 1}")
-  test = train.evaluate(state.params, train.make_dataset(config, "test"),
-                        config)[0]
-  return {"test_si_sdri_db": test["si_sdri_db"],
-          "final_threshold": float(optax.tree.get(state.opt_state,
-                                                  "threshold"))}
+  test = train.evaluate(
+    state.params, train.make_dataset(config, "test"), config
+  )[0]
+  return {
+    "test_si_sdri_db": test["si_sdri_db"],
+    "final_threshold": float(optax.tree.get(state.opt_state, "threshold")),
+  }
 
 
 def pearson(xs, ys) -> float:
   import numpy as np  # pylint: disable=import-outside-toplevel
+
   xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
   if len(xs) < 2 or xs.std() == 0 or ys.std() == 0:
     return float("nan")
@@ -159,35 +187,62 @@ def _log(values):
 def plot(rows: list, summary: dict, path: pathlib.Path) -> None:
   """The four panels of the paper's Fig. 1."""
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
   for name, _ in RUNS:
     run = [r for r in rows if r["run"] == name]
     steps = [r["step"] for r in run]
-    axes[0, 0].plot(steps, [r["step_size"] for r in run], color=COLORS[name],
-                    label=LABELS[name], lw=1)
-    axes[0, 1].plot(steps, [r["loss"] for r in run], color=COLORS[name],
-                    label=LABELS[name], lw=1)
-  axes[0, 0].set(title="(a) step size ||θ_t − θ_{t−1}||", xlabel="step",
-                 yscale="log")
+    axes[0, 0].plot(
+      steps,
+      [r["step_size"] for r in run],
+      color=COLORS[name],
+      label=LABELS[name],
+      lw=1,
+    )
+    axes[0, 1].plot(
+      steps,
+      [r["loss"] for r in run],
+      color=COLORS[name],
+      label=LABELS[name],
+      lw=1,
+    )
+  axes[0, 0].set(
+    title="(a) step size ||θ_t − θ_{t−1}||", xlabel="step", yscale="log"
+  )
   axes[0, 1].set(title="(b) training loss (L_MI)", xlabel="step")
   for ax in axes[0]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
   # (c) without clipping, (d) with AutoClip.
-  for ax, (name, letter) in zip(axes[1], (("no_clipping_p100", "c"),
-                                         ("autoclip_p10", "d"))):
+  for ax, (name, letter) in zip(
+    axes[1], (("no_clipping_p100", "c"), ("autoclip_p10", "d")), strict=True
+  ):
     run = [r for r in rows if r["run"] == name]
-    ax.scatter([r["grad_norm"] for r in run], [r["smoothness"] for r in run],
-               s=10, color=COLORS[name], alpha=0.7)
-    ax.set(xscale="log", yscale="log", xlabel="gradient norm",
-           ylabel="local smoothness",
-           title=f"({letter}) {LABELS[name]}: Pearson r = "
-           f"{summary[name]['pearson_r']:.2f}")
+    ax.scatter(
+      [r["grad_norm"] for r in run],
+      [r["smoothness"] for r in run],
+      s=10,
+      color=COLORS[name],
+      alpha=0.7,
+    )
+    ax.set(
+      xscale="log",
+      yscale="log",
+      xlabel="gradient norm",
+      ylabel="local smoothness",
+      title=f"({letter}) {LABELS[name]}: Pearson r = "
+      f"{summary[name]['pearson_r']:.2f}",
+    )
     if name == "autoclip_p10":
-      ax.axvline(summary[name]["final_threshold"], color="k", ls="--",
-                 label="final AutoClip threshold")
+      ax.axvline(
+        summary[name]["final_threshold"],
+        color="k",
+        ls="--",
+        label="final AutoClip threshold",
+      )
       ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
   fig.tight_layout()
@@ -195,31 +250,57 @@ def plot(rows: list, summary: dict, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def base_config(steps: int, every: int, hidden: int, seed: int,
-                overrides: Optional[dict] = None):
+def base_config(
+  steps: int,
+  every: int,
+  hidden: int,
+  seed: int,
+  overrides: dict | None = None,
+):
   """The runs' shared config (p aside); ``ValueError`` names a bad argument."""
   from examples.separation import configs  # pylint: disable=import-outside-toplevel
+
   if every < 1:
     raise ValueError(f"--every must be >= 1, got {every}")
   if steps < 2 * every:
-    raise ValueError(f"--steps ({steps}) must be >= 2 * --every ({every}) "
-                     "to record at least two points per run")
+    raise ValueError(
+      f"--steps ({steps}) must be >= 2 * --every ({every}) "
+      "to record at least two points per run"
+    )
   return configs.get_config(
-      "tiny", **{**dict(loss="mi", clip="autoclip", num_layers=2,
-                        hidden=hidden, steps=steps, seed=seed,
-                        progress=False), **(overrides or {})})
+    "tiny",
+    **{
+      **dict(
+        loss="mi",
+        clip="autoclip",
+        num_layers=2,
+        hidden=hidden,
+        steps=steps,
+        seed=seed,
+        progress=False,
+      ),
+      **(overrides or {}),
+    },
+  )
 
 
-def run_dynamics(workdir, *, steps: int = DEFAULT_STEPS,
-                 every: int = DEFAULT_EVERY, hidden: int = DEFAULT_HIDDEN,
-                 seed: int = 0, overrides: Optional[dict] = None,
-                 progress: bool = True) -> dict:
+def run_dynamics(
+  workdir,
+  *,
+  steps: int = DEFAULT_STEPS,
+  every: int = DEFAULT_EVERY,
+  hidden: int = DEFAULT_HIDDEN,
+  seed: int = 0,
+  overrides: dict | None = None,
+  progress: bool = True,
+) -> dict:
   """Both runs, their outputs in ``workdir``; returns ``summary.json``'s dict.
 
   Raises:
     ValueError: invalid settings (the message names the argument).
   """
   from examples.separation import sweep  # pylint: disable=import-outside-toplevel
+
   base = base_config(steps, every, hidden, seed, overrides)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -228,22 +309,31 @@ def run_dynamics(workdir, *, steps: int = DEFAULT_STEPS,
   # loads the first one's compiled programs from the cache.
   with sweep.compilation_cache(workdir / "jax_cache"):
     for name, p in RUNS:
-      summary[name] = run_one(dataclasses.replace(base, p=p), every, name,
-                              rows, progress)
+      summary[name] = run_one(
+        dataclasses.replace(base, p=p), every, name, rows, progress
+      )
       run = [r for r in rows if r["run"] == name]
       grad_norms = [r["grad_norm"] for r in run]
       smoothness = [r["smoothness"] for r in run]
       summary[name].update(
-          p=p, num_points=len(run),
-          pearson_r=pearson(grad_norms, smoothness),
-          pearson_r_log=pearson(_log(grad_norms), _log(smoothness)),
-          final_loss=run[-1]["loss"],
-          median_step_size=sorted(r["step_size"] for r in run)[len(run) // 2])
-  summary["setup"] = {"loss": base.loss, "hidden": base.hidden,
-                      "num_layers": base.num_layers, "steps": steps,
-                      "every": every, "batch_size": base.batch_size,
-                      "chunk_frames": base.chunk_frames,
-                      "learning_rate": base.learning_rate, "seed": seed}
+        p=p,
+        num_points=len(run),
+        pearson_r=pearson(grad_norms, smoothness),
+        pearson_r_log=pearson(_log(grad_norms), _log(smoothness)),
+        final_loss=run[-1]["loss"],
+        median_step_size=sorted(r["step_size"] for r in run)[len(run) // 2],
+      )
+  summary["setup"] = {
+    "loss": base.loss,
+    "hidden": base.hidden,
+    "num_layers": base.num_layers,
+    "steps": steps,
+    "every": every,
+    "batch_size": base.batch_size,
+    "chunk_frames": base.chunk_frames,
+    "learning_rate": base.learning_rate,
+    "seed": seed,
+  }
   with open(workdir / "dynamics.csv", "w", newline="", encoding="utf-8") as f:
     writer = csv.DictWriter(f, fieldnames=FIELDS)
     writer.writeheader()
@@ -251,10 +341,12 @@ def run_dynamics(workdir, *, steps: int = DEFAULT_STEPS,
   with open(workdir / "dynamics.jsonl", "w", encoding="utf-8") as f:
     f.writelines(json.dumps(r) + "\n" for r in rows)
   # NaN (a constant series) is written as null: strict JSON.
-  (workdir / "summary.json").write_text(json.dumps(
-      _nan_to_none(summary), indent=2), encoding="utf-8")
-  (workdir / "summary.md").write_text(summary_markdown(summary),
-                                      encoding="utf-8")
+  (workdir / "summary.json").write_text(
+    json.dumps(_nan_to_none(summary), indent=2), encoding="utf-8"
+  )
+  (workdir / "summary.md").write_text(
+    summary_markdown(summary), encoding="utf-8"
+  )
   plot(rows, summary, workdir / "dynamics.png")
   return summary
 
@@ -264,27 +356,32 @@ def summary_markdown(summary: dict) -> str:
   setup = summary["setup"]
   fmt = lambda x, spec: "-" if x is None or x != x else format(x, spec)
   lines = [
-      f"{setup['num_layers']} x {setup['hidden']} BLSTM, loss "
-      f"{setup['loss']}, batch {setup['batch_size']}, "
-      f"{setup['chunk_frames']}-frame chunks, Adam {setup['learning_rate']:g}"
-      f", {setup['steps']} steps recorded every {setup['every']}, seed "
-      f"{setup['seed']}; machine: {_machine()}.",
-      "",
-      "| run | Pearson r (smoothness vs grad norm) | r on log values | "
-      "median step size | final train loss | final threshold | "
-      "test SI-SDRi (dB) |",
-      "|---|---|---|---|---|---|---|"]
+    f"{setup['num_layers']} x {setup['hidden']} BLSTM, loss "
+    f"{setup['loss']}, batch {setup['batch_size']}, "
+    f"{setup['chunk_frames']}-frame chunks, Adam {setup['learning_rate']:g}"
+    f", {setup['steps']} steps recorded every {setup['every']}, seed "
+    f"{setup['seed']}; machine: {_machine()}.",
+    "",
+    "| run | Pearson r (smoothness vs grad norm) | r on log values | "
+    "median step size | final train loss | final threshold | "
+    "test SI-SDRi (dB) |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for name, run in summary.items():
     if name == "setup":
       continue
-    threshold = (fmt(run["final_threshold"], ".3g") if run["p"] < 100
-                 else "- (no clipping)")
+    threshold = (
+      fmt(run["final_threshold"], ".3g")
+      if run["p"] < 100
+      else "- (no clipping)"
+    )
     lines.append(
-        f"| {name} | {fmt(run['pearson_r'], '.3f')} | "
-        f"{fmt(run['pearson_r_log'], '.3f')} | "
-        f"{fmt(run['median_step_size'], '.3g')} | "
-        f"{fmt(run['final_loss'], '.4g')} | {threshold} | "
-        f"{fmt(run['test_si_sdri_db'], '.2f')} |")
+      f"| {name} | {fmt(run['pearson_r'], '.3f')} | "
+      f"{fmt(run['pearson_r_log'], '.3f')} | "
+      f"{fmt(run['median_step_size'], '.3g')} | "
+      f"{fmt(run['final_loss'], '.4g')} | {threshold} | "
+      f"{fmt(run['test_si_sdri_db'], '.2f')} |"
+    )
   return "\n".join(lines) + "\n"
 
 
@@ -300,26 +397,43 @@ def _nan_to_none(x):
   return x
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.dynamics",
-      description=__doc__.split("\n\n", maxsplit=1)[0].replace("\n", " "))
+    prog="python -m examples.separation.dynamics",
+    description=__doc__.split("\n\n", maxsplit=1)[0].replace("\n", " "),
+  )
   parser.add_argument("--workdir", required=True, help="output directory")
-  parser.add_argument("--quick", action="store_true",
-                      help=f"2 x {QUICK_HIDDEN} network on short chunks, "
-                      f"{QUICK_STEPS} steps (well under a minute)")
-  parser.add_argument("--steps", type=cli.positive_int, default=None,
-                      help=f"training steps per run (default {DEFAULT_STEPS};"
-                      f" {QUICK_STEPS} with --quick)")
-  parser.add_argument("--every", type=cli.positive_int, default=None,
-                      help=f"record every k steps (default {DEFAULT_EVERY}; "
-                      f"{QUICK_EVERY} with --quick; paper: 20)")
-  parser.add_argument("--hidden", type=cli.positive_int, default=None,
-                      help=f"BLSTM width (default {DEFAULT_HIDDEN}; "
-                      f"{QUICK_HIDDEN} with --quick; paper: 300)")
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help=f"2 x {QUICK_HIDDEN} network on short chunks, "
+    f"{QUICK_STEPS} steps (well under a minute)",
+  )
+  parser.add_argument(
+    "--steps",
+    type=cli.positive_int,
+    default=None,
+    help=f"training steps per run (default {DEFAULT_STEPS};"
+    f" {QUICK_STEPS} with --quick)",
+  )
+  parser.add_argument(
+    "--every",
+    type=cli.positive_int,
+    default=None,
+    help=f"record every k steps (default {DEFAULT_EVERY}; "
+    f"{QUICK_EVERY} with --quick; paper: 20)",
+  )
+  parser.add_argument(
+    "--hidden",
+    type=cli.positive_int,
+    default=None,
+    help=f"BLSTM width (default {DEFAULT_HIDDEN}; "
+    f"{QUICK_HIDDEN} with --quick; paper: 300)",
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--no-progress", action="store_true",
-                      help="no progress bars")
+  parser.add_argument(
+    "--no-progress", action="store_true", help="no progress bars"
+  )
   parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.smoke:
@@ -338,10 +452,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except ValueError as e:
     parser.error(str(e))
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+
   try:
-    summary = run_dynamics(workdir, steps=steps, every=every, hidden=hidden,
-                           seed=args.seed, overrides=overrides,
-                           progress=not args.no_progress)
+    summary = run_dynamics(
+      workdir,
+      steps=steps,
+      every=every,
+      hidden=hidden,
+      seed=args.seed,
+      overrides=overrides,
+      progress=not args.no_progress,
+    )
   except train.TrainingError as e:
     print(f"{parser.prog}: training diverged: {e}", file=sys.stderr)
     return 1

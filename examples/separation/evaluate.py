@@ -59,7 +59,7 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from examples.separation import cli
 from examples.separation import configs
@@ -70,43 +70,82 @@ CSV_FILE = "per_utterance.csv"
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.evaluate",
-      description="Evaluate a trained separator (SI-SDR, SDR, STOI, PESQ) "
-      "on a dataset.")
+    prog="python -m examples.separation.evaluate",
+    description="Evaluate a trained separator (SI-SDR, SDR, STOI, PESQ) "
+    "on a dataset.",
+  )
   add = parser.add_argument
-  add("--model", default=None, metavar="DIR",
-      help="model directory: exported or a training workdir (default: the "
-      "shipped pretrained model)")
+  add(
+    "--model",
+    default=None,
+    metavar="DIR",
+    help="model directory: exported or a training workdir (default: the "
+    "shipped pretrained model)",
+  )
   add("--data", required=True, choices=configs.DATASETS)
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
-  add("--split", default="test",
-      help="train, validation or test (or tr/cv/tt, dev...)")
-  add("--num", type=cli.positive_int, default=None,
-      help="utterances (synthetic: generated, default the model's "
-      "num_test_examples; real data: the first N, default all)")
+  add(
+    "--split",
+    default="test",
+    help="train, validation or test (or tr/cv/tt, dev...)",
+  )
+  add(
+    "--num",
+    type=cli.positive_int,
+    default=None,
+    help="utterances (synthetic: generated, default the model's "
+    "num_test_examples; real data: the first N, default all)",
+  )
   add("--workdir", required=True, help="output directory")
-  add("--extra-metrics", default="auto",
-      help="'auto' (STOI / PESQ when pystoi / pesq are installed), 'none', "
-      "or a comma-separated list of stoi, pesq")
-  add("--no-sdr", action="store_true",
-      help="skip BSS-Eval SDR / SIR / SAR (SI-SDR only)")
-  add("--num-wavs", type=int, default=3,
-      help="separated examples to write as wav (default 3)")
-  add("--chunk-seconds", type=float, default=None,
-      help="separate in overlapping chunks of this length (default: whole "
-      "utterances)")
-  add("--overlap-seconds", type=float, default=None,
-      help="overlap of chunks (default 2)")
-  add("--seed", type=int, default=None,
-      help="synthetic data seed (default: the model's training seed)")
-  add("--pairing", default=None, choices=configs.PAIRINGS,
-      help="synthetic talker pairing (default: the model's)")
+  add(
+    "--extra-metrics",
+    default="auto",
+    help="'auto' (STOI / PESQ when pystoi / pesq are installed), 'none', "
+    "or a comma-separated list of stoi, pesq",
+  )
+  add(
+    "--no-sdr",
+    action="store_true",
+    help="skip BSS-Eval SDR / SIR / SAR (SI-SDR only)",
+  )
+  add(
+    "--num-wavs",
+    type=int,
+    default=3,
+    help="separated examples to write as wav (default 3)",
+  )
+  add(
+    "--chunk-seconds",
+    type=float,
+    default=None,
+    help="separate in overlapping chunks of this length (default: whole "
+    "utterances)",
+  )
+  add(
+    "--overlap-seconds",
+    type=float,
+    default=None,
+    help="overlap of chunks (default 2)",
+  )
+  add(
+    "--seed",
+    type=int,
+    default=None,
+    help="synthetic data seed (default: the model's training seed)",
+  )
+  add(
+    "--pairing",
+    default=None,
+    choices=configs.PAIRINGS,
+    help="synthetic talker pairing (default: the model's)",
+  )
   add("--no-progress", action="store_true", help="no progress bar")
   return parser
 
 
 def _extra_metrics(text: str) -> tuple[str, ...]:
   from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
+
   if text == "auto":
     return evaluation.available_extra_metrics()
   if text == "none":
@@ -114,14 +153,22 @@ def _extra_metrics(text: str) -> tuple[str, ...]:
   names = tuple(n.strip() for n in text.split(",") if n.strip())
   for name in names:
     if name not in evaluation.EXTRA_METRICS:
-      raise ValueError(f"--extra-metrics: unknown metric {name!r}; expected "
-                       f"auto, none or some of {evaluation.EXTRA_METRICS}")
+      raise ValueError(
+        f"--extra-metrics: unknown metric {name!r}; expected "
+        f"auto, none or some of {evaluation.EXTRA_METRICS}"
+      )
   return names
 
 
-def make_dataset(config: configs.Config, data: str, data_root: Optional[str],
-                 split: str, num: Optional[int], seed: Optional[int],
-                 pairing: Optional[str]):
+def make_dataset(
+  config: configs.Config,
+  data: str,
+  data_root: str | None,
+  split: str,
+  num: int | None,
+  seed: int | None,
+  pairing: str | None,
+):
   """The evaluation dataset, built like training builds its own.
 
   ``train.make_dataset`` on the model's configuration with the data fields
@@ -130,32 +177,41 @@ def make_dataset(config: configs.Config, data: str, data_root: Optional[str],
   """
   from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+
   split = data_lib.canonical_split(split)
-  overrides = {"data": data, "data_root": data_root,
-               "max_eval_examples": num}
+  overrides = {"data": data, "data_root": data_root, "max_eval_examples": num}
   if seed is not None:
     overrides["seed"] = seed
   if pairing is not None:
     overrides["pairing"] = pairing
   if num is not None:
-    overrides["num_test_examples" if split != "validation"
-              else "num_val_examples"] = num
+    overrides[
+      "num_test_examples" if split != "validation" else "num_val_examples"
+    ] = num
   eval_config = dataclasses.replace(config, **overrides)
   if split == "train":
     # train.make_dataset has no size for the endless training stream.
     return data_lib.make_dataset(
-        data, data_root, split, seed=eval_config.seed,
-        num_examples=num or (200 if data == "synthetic" else None),
-        synthetic=data_lib.SyntheticConfig(pairing=eval_config.pairing))
+      data,
+      data_root,
+      split,
+      seed=eval_config.seed,
+      num_examples=num or (200 if data == "synthetic" else None),
+      synthetic=data_lib.SyntheticConfig(pairing=eval_config.pairing),
+    )
   return train.make_dataset(eval_config, split)
 
 
-def describe_data(dataset, data: str, data_root: Optional[str],
-                  config: configs.Config) -> dict:
+def describe_data(
+  dataset, data: str, data_root: str | None, config: configs.Config
+) -> dict:
   """The ``data`` entry of ``summary.json``."""
-  desc = {"name": data, "split": dataset.split,
-          "num_utterances": dataset.num_examples,
-          "sample_rate": dataset.sample_rate}
+  desc = {
+    "name": data,
+    "split": dataset.split,
+    "num_utterances": dataset.num_examples,
+    "sample_rate": dataset.sample_rate,
+  }
   if data == "synthetic":
     desc.update(seed=config.seed, pairing=config.pairing)
   else:
@@ -163,7 +219,7 @@ def describe_data(dataset, data: str, data_root: Optional[str],
   return desc
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   try:
@@ -172,29 +228,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       if args.data_root is None:
         raise ValueError(f"--data {args.data} needs --data-root ROOT")
       if not os.path.isdir(args.data_root):
-        raise ValueError(f"--data-root {args.data_root!r} does not exist or "
-                         "is not a directory")
+        raise ValueError(
+          f"--data-root {args.data_root!r} does not exist or is not a directory"
+        )
     if args.num_wavs < 0:
       raise ValueError(f"--num-wavs must be >= 0, got {args.num_wavs}")
     if args.chunk_seconds is not None and not args.chunk_seconds > 0:
-      raise ValueError(f"--chunk-seconds must be > 0, got "
-                       f"{args.chunk_seconds}")
+      raise ValueError(f"--chunk-seconds must be > 0, got {args.chunk_seconds}")
     from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
+
     data_lib.canonical_split(args.split)
   except ValueError as e:
     parser.exit(2, f"error: {e}\n")
 
   from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
   try:
     evaluation.check_metrics(extra, sdr=not args.no_sdr)
   except evaluation.MissingMetricError as e:
     parser.exit(2, f"error: {e}\n")
-  overlap = (args.overlap_seconds if args.overlap_seconds is not None
-             else separator_lib.DEFAULT_OVERLAP_SECONDS)
+  overlap = (
+    args.overlap_seconds
+    if args.overlap_seconds is not None
+    else separator_lib.DEFAULT_OVERLAP_SECONDS
+  )
   try:
     separator = separator_lib.load_separator(
-        args.model, chunk_seconds=args.chunk_seconds, overlap_seconds=overlap)
+      args.model, chunk_seconds=args.chunk_seconds, overlap_seconds=overlap
+    )
   except separator_lib.ModelError as e:
     parser.exit(2, f"error: --model: {e}\n")
   except ValueError as e:  # Bad chunk / overlap.
@@ -205,8 +267,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.exit(2, f"error: {e}\n")
 
   try:
-    dataset = make_dataset(separator.config, args.data, args.data_root,
-                           args.split, args.num, args.seed, args.pairing)
+    dataset = make_dataset(
+      separator.config,
+      args.data,
+      args.data_root,
+      args.split,
+      args.num,
+      args.seed,
+      args.pairing,
+    )
   except data_lib.DatasetError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
@@ -214,9 +283,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   t0 = time.time()
   try:
     result = evaluation.evaluate_dataset(
-        lambda mix: separator(mix, rate), dataset, sdr=not args.no_sdr,
-        extra_metrics=extra, keep=args.num_wavs,
-        progress=not args.no_progress)
+      lambda mix: separator(mix, rate),
+      dataset,
+      sdr=not args.no_sdr,
+      extra_metrics=extra,
+      keep=args.num_wavs,
+      progress=not args.no_progress,
+    )
   except (data_lib.DatasetError, evaluation.NonFiniteOutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
@@ -224,35 +297,54 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("interrupted; nothing written", file=sys.stderr)
     return 130
   eval_config = dataclasses.replace(
-      separator.config,
-      **({"seed": args.seed} if args.seed is not None else {}),
-      **({"pairing": args.pairing} if args.pairing is not None else {}))
+    separator.config,
+    **({"seed": args.seed} if args.seed is not None else {}),
+    **({"pairing": args.pairing} if args.pairing is not None else {}),
+  )
   summary = {
-      **result.summary,
-      "model": separator.describe(),
-      "data": describe_data(dataset, args.data, args.data_root, eval_config),
-      "metrics": {
-          "si_sdr": "SI-SDR (zero-mean, PIT over sources), "
-                    "examples.separation.metrics",
-          "sdr": None if args.no_sdr else (
-              "BSS-Eval v3 SDR/SIR/SAR, 512-tap filter, fast_bss_eval "
-              "(numpy), BSS-Eval's permutation"),
-          "stoi": "pystoi (classic STOI)" if "stoi" in extra else None,
-          "pesq": "pesq, ITU-T P.862 narrow-band ('nb')"
-                  if "pesq" in extra else None,
-          "chunk_seconds": args.chunk_seconds,
-          "overlap_seconds": overlap if args.chunk_seconds else None,
-      },
-      "seconds": time.time() - t0,
-      "machine": cli.machine_description(),
+    **result.summary,
+    "model": separator.describe(),
+    "data": describe_data(dataset, args.data, args.data_root, eval_config),
+    "metrics": {
+      "si_sdr": "SI-SDR (zero-mean, PIT over sources), "
+      "examples.separation.metrics",
+      "sdr": None
+      if args.no_sdr
+      else (
+        "BSS-Eval v3 SDR/SIR/SAR, 512-tap filter, fast_bss_eval "
+        "(numpy), BSS-Eval's permutation"
+      ),
+      "stoi": "pystoi (classic STOI)" if "stoi" in extra else None,
+      "pesq": "pesq, ITU-T P.862 narrow-band ('nb')"
+      if "pesq" in extra
+      else None,
+      "chunk_seconds": args.chunk_seconds,
+      "overlap_seconds": overlap if args.chunk_seconds else None,
+    },
+    "seconds": time.time() - t0,
+    "machine": cli.machine_description(),
   }
   evaluation.write_csv(result.rows, workdir / CSV_FILE)
   evaluation.write_examples(result.examples, workdir / "examples", rate)
   evaluation.write_json(summary, workdir / SUMMARY_FILE)
-  keys = ("num_utterances", "si_sdr_db", "si_sdri_db", "sdr_db", "sdri_db",
-          "stoi", "pesq")
-  print(" ".join(f"{k}={summary[k]:.3f}" if isinstance(summary[k], float)
-                 else f"{k}={summary[k]}" for k in keys if k in summary))
+  keys = (
+    "num_utterances",
+    "si_sdr_db",
+    "si_sdri_db",
+    "sdr_db",
+    "sdri_db",
+    "stoi",
+    "pesq",
+  )
+  print(
+    " ".join(
+      f"{k}={summary[k]:.3f}"
+      if isinstance(summary[k], float)
+      else f"{k}={summary[k]}"
+      for k in keys
+      if k in summary
+    )
+  )
   return 0
 
 

@@ -58,7 +58,8 @@ import math
 import os
 import pathlib
 import tempfile
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,18 @@ BSS_EVAL_FILTER_LENGTH = 512
 PAD_MULTIPLE = 2048
 
 # Metrics with a mean/median/p10 in the summary, in CSV column order.
-_SUMMARY_METRICS = ("si_sdr_db", "si_sdri_db", "sdr_db", "sdri_db", "sir_db",
-                    "sar_db", "stoi", "stoii", "pesq", "pesqi")
+_SUMMARY_METRICS = (
+  "si_sdr_db",
+  "si_sdri_db",
+  "sdr_db",
+  "sdri_db",
+  "sir_db",
+  "sar_db",
+  "stoi",
+  "stoii",
+  "pesq",
+  "pesqi",
+)
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -86,8 +97,9 @@ class MissingMetricError(RuntimeError):
 # ----------------------------------------------------------------------------
 
 
-def utterance_fn(batch_fn: Callable[[np.ndarray], Any],
-                 pad_multiple: int = PAD_MULTIPLE) -> SeparateFn:
+def utterance_fn(
+  batch_fn: Callable[[np.ndarray], Any], pad_multiple: int = PAD_MULTIPLE
+) -> SeparateFn:
   """A per-utterance ``separate_fn`` from a batched one.
 
   Args:
@@ -120,30 +132,40 @@ def utterance_fn(batch_fn: Callable[[np.ndarray], Any],
 def available_extra_metrics() -> tuple[str, ...]:
   """The optional metrics whose libraries are installed (``stoi``, ``pesq``)."""
   modules = {"stoi": "pystoi", "pesq": "pesq"}
-  return tuple(m for m in EXTRA_METRICS
-               if importlib.util.find_spec(modules[m]) is not None)
+  return tuple(
+    m for m in EXTRA_METRICS if importlib.util.find_spec(modules[m]) is not None
+  )
 
 
 def check_metrics(extra_metrics: Sequence[str], sdr: bool = True) -> None:
   """Raises ``MissingMetricError`` / ``ValueError`` for unusable metrics."""
   for name in extra_metrics:
     if name not in EXTRA_METRICS:
-      raise ValueError(f"unknown metric {name!r}; expected one of "
-                       f"{EXTRA_METRICS}")
+      raise ValueError(
+        f"unknown metric {name!r}; expected one of {EXTRA_METRICS}"
+      )
   missing = [m for m in extra_metrics if m not in available_extra_metrics()]
   if sdr and importlib.util.find_spec("fast_bss_eval") is None:
     missing.insert(0, "sdr")
   if missing:
     packages = {"sdr": "fast_bss_eval", "stoi": "pystoi", "pesq": "pesq"}
     raise MissingMetricError(
-        "metric(s) " + ", ".join(missing) + " need "
-        + " ".join(packages[m] for m in missing) + " (pip install "
-        + " ".join(packages[m] for m in missing) + ")")
+      "metric(s) "
+      + ", ".join(missing)
+      + " need "
+      + " ".join(packages[m] for m in missing)
+      + " (pip install "
+      + " ".join(packages[m] for m in missing)
+      + ")"
+    )
 
 
-def bss_eval(estimates: np.ndarray, references: np.ndarray,
-             mixture: np.ndarray,
-             filter_length: int = BSS_EVAL_FILTER_LENGTH) -> dict:
+def bss_eval(
+  estimates: np.ndarray,
+  references: np.ndarray,
+  mixture: np.ndarray,
+  filter_length: int = BSS_EVAL_FILTER_LENGTH,
+) -> dict:
   """BSS-Eval v3 SDR, SIR, SAR and SDRi of one utterance (``fast_bss_eval``).
 
   Args:
@@ -159,6 +181,7 @@ def bss_eval(estimates: np.ndarray, references: np.ndarray,
     the estimate matched to each reference).
   """
   import fast_bss_eval  # pylint: disable=import-outside-toplevel
+
   # fast_bss_eval 0.1.4's compute_permutation=False path breaks on numpy 2's
   # np.linalg.solve (stacked right-hand sides); the default path works.
   ref = np.asarray(references, np.float64)
@@ -166,24 +189,35 @@ def bss_eval(estimates: np.ndarray, references: np.ndarray,
   mix = np.broadcast_to(np.asarray(mixture, np.float64), ref.shape).copy()
   with np.errstate(divide="ignore"):
     sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(
-        ref, est, filter_length=filter_length)
+      ref, est, filter_length=filter_length
+    )
     input_sdr = fast_bss_eval.sdr(ref, mix, filter_length=filter_length)
-  return {"sdr": sdr, "sir": sir, "sar": sar, "input_sdr": input_sdr,
-          "sdri": sdr - input_sdr, "permutation": np.asarray(perm)}
+  return {
+    "sdr": sdr,
+    "sir": sir,
+    "sar": sar,
+    "input_sdr": input_sdr,
+    "sdri": sdr - input_sdr,
+    "permutation": np.asarray(perm),
+  }
 
 
-def _stoi(reference: np.ndarray, estimate: np.ndarray,
-          sample_rate: int) -> float:
+def _stoi(
+  reference: np.ndarray, estimate: np.ndarray, sample_rate: int
+) -> float:
   from pystoi import stoi  # pylint: disable=import-outside-toplevel
+
   return float(stoi(reference, estimate, sample_rate, extended=False))
 
 
-def _pesq(reference: np.ndarray, estimate: np.ndarray,
-          sample_rate: int) -> float:
+def _pesq(
+  reference: np.ndarray, estimate: np.ndarray, sample_rate: int
+) -> float:
   """Narrow-band PESQ; NaN where the library refuses the signal."""
   if sample_rate not in (8000, 16000):
     return math.nan
   from pesq import pesq  # pylint: disable=import-outside-toplevel
+
   try:
     return float(pesq(sample_rate, reference, estimate, "nb"))
   except Exception:  # pylint: disable=broad-except
@@ -192,8 +226,9 @@ def _pesq(reference: np.ndarray, estimate: np.ndarray,
     return math.nan
 
 
-def _per_source(row: dict, name: str, values: np.ndarray,
-                unit: str = "") -> None:
+def _per_source(
+  row: dict, name: str, values: np.ndarray, unit: str = ""
+) -> None:
   """Adds ``name{unit}`` (mean) and ``name_s{j}{unit}`` columns."""
   values = np.asarray(values, np.float64)
   row[f"{name}{unit}"] = _mean(values)
@@ -206,11 +241,15 @@ def _mean(values: np.ndarray) -> float:
   return float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan
 
 
-def evaluate_utterance(estimates: np.ndarray, references: np.ndarray,
-                       mixture: np.ndarray, sample_rate: int, *,
-                       sdr: bool = True,
-                       extra_metrics: Sequence[str] = ()) -> tuple[dict,
-                                                                    np.ndarray]:
+def evaluate_utterance(
+  estimates: np.ndarray,
+  references: np.ndarray,
+  mixture: np.ndarray,
+  sample_rate: int,
+  *,
+  sdr: bool = True,
+  extra_metrics: Sequence[str] = (),
+) -> tuple[dict, np.ndarray]:
   """Every metric of one utterance.
 
   Args:
@@ -227,6 +266,7 @@ def evaluate_utterance(estimates: np.ndarray, references: np.ndarray,
   """
   # metrics.py imports jax; keep this module light for the command lines.
   from examples.separation import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
+
   estimates = np.asarray(estimates, np.float32)
   references = np.asarray(references, np.float32)
   mixture = np.asarray(mixture, np.float32)
@@ -244,10 +284,15 @@ def evaluate_utterance(estimates: np.ndarray, references: np.ndarray,
     if name not in extra_metrics:
       continue
     ref64 = references.astype(np.float64)
-    scores = np.array([fn(r, e, sample_rate)
-                       for r, e in zip(ref64, aligned.astype(np.float64))])
-    inputs = np.array([fn(r, mixture.astype(np.float64), sample_rate)
-                       for r in ref64])
+    scores = np.array(
+      [
+        fn(r, e, sample_rate)
+        for r, e in zip(ref64, aligned.astype(np.float64), strict=True)
+      ]
+    )
+    inputs = np.array(
+      [fn(r, mixture.astype(np.float64), sample_rate) for r in ref64]
+    )
     _per_source(row, name, scores)
     _per_source(row, f"input_{name}", inputs)
     _per_source(row, f"{name}i", scores - inputs)
@@ -270,6 +315,7 @@ class EvaluationResult:
     examples: for the first ``keep`` utterances, tuples ``(name, mix,
       estimates, references)`` with the estimates in the references' order.
   """
+
   rows: list[dict]
   summary: dict
   examples: list[tuple]
@@ -306,14 +352,21 @@ def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   except ImportError:  # pragma: no cover
     return None
-  return tqdm(total=total, disable=not enabled, dynamic_ncols=True,
-              desc=desc, unit="utt")
+  return tqdm(
+    total=total, disable=not enabled, dynamic_ncols=True, desc=desc, unit="utt"
+  )
 
 
-def evaluate_dataset(separate_fn: SeparateFn, dataset, *, sdr: bool = True,
-                     extra_metrics: Sequence[str] = (), keep: int = 0,
-                     progress: bool = False,
-                     desc: str = "evaluate") -> EvaluationResult:
+def evaluate_dataset(
+  separate_fn: SeparateFn,
+  dataset,
+  *,
+  sdr: bool = True,
+  extra_metrics: Sequence[str] = (),
+  keep: int = 0,
+  progress: bool = False,
+  desc: str = "evaluate",
+) -> EvaluationResult:
   """Separates and scores every utterance of ``dataset.examples()``.
 
   Args:
@@ -350,10 +403,16 @@ def evaluate_dataset(separate_fn: SeparateFn, dataset, *, sdr: bool = True,
       estimates = np.asarray(separate_fn(mix), np.float32)
       if not np.all(np.isfinite(estimates)):
         raise NonFiniteOutputError(
-            f"non-finite separated signal for utterance {name}")
+          f"non-finite separated signal for utterance {name}"
+        )
       row, aligned = evaluate_utterance(
-          estimates, ex["sources"], mix, sample_rate, sdr=sdr,
-          extra_metrics=extra_metrics)
+        estimates,
+        ex["sources"],
+        mix,
+        sample_rate,
+        sdr=sdr,
+        extra_metrics=extra_metrics,
+      )
       rows.append({"name": name, **row})
       if len(kept) < keep:
         kept.append((name, mix, aligned, np.asarray(ex["sources"])))
@@ -375,8 +434,9 @@ def evaluate_dataset(separate_fn: SeparateFn, dataset, *, sdr: bool = True,
 def atomic_path(path: os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
   """``(temporary, final)`` paths: write the first, then ``os.replace``."""
   final = pathlib.Path(path)
-  fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
-                             suffix=".tmp" + final.suffix)
+  fd, tmp = tempfile.mkstemp(
+    dir=final.parent, prefix=f".{final.name}.", suffix=".tmp" + final.suffix
+  )
   os.close(fd)
   umask = os.umask(0o022)
   os.umask(umask)
@@ -431,21 +491,29 @@ def write_json(obj: Any, path: os.PathLike) -> None:
   _write_text(path, json.dumps(clean(obj), indent=2) + "\n")
 
 
-def write_wav(path: os.PathLike, audio: np.ndarray, sample_rate: int,
-              subtype: str = "FLOAT") -> None:
+def write_wav(
+  path: os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT"
+) -> None:
   """A mono or ``[L, C]`` wav file, written atomically."""
   import soundfile as sf  # pylint: disable=import-outside-toplevel
+
   tmp, final = atomic_path(path)
   try:
-    sf.write(tmp, np.asarray(audio, np.float32), sample_rate, subtype=subtype,
-             format="WAV")
+    sf.write(
+      tmp,
+      np.asarray(audio, np.float32),
+      sample_rate,
+      subtype=subtype,
+      format="WAV",
+    )
     os.replace(tmp, final)
   finally:
     tmp.unlink(missing_ok=True)
 
 
-def write_examples(examples: Iterable[tuple], directory: os.PathLike,
-                   sample_rate: int) -> list[pathlib.Path]:
+def write_examples(
+  examples: Iterable[tuple], directory: os.PathLike, sample_rate: int
+) -> list[pathlib.Path]:
   """Writes ``(name, mix, estimates, references)`` tuples as wav files.
 
   ``{name}_mix.wav``, ``{name}_s{j}_estimate.wav`` and
@@ -462,7 +530,7 @@ def write_examples(examples: Iterable[tuple], directory: os.PathLike,
     stem = str(name).replace(os.sep, "_")
     peak = max(float(np.max(np.abs(mix))), 1e-9)
     files = [(f"{stem}_mix.wav", mix / peak * 0.9)]
-    for j, (est, ref) in enumerate(zip(estimates, references)):
+    for j, (est, ref) in enumerate(zip(estimates, references, strict=True)):
       est_peak = max(float(np.max(np.abs(est))), 1e-9)
       files.append((f"{stem}_s{j + 1}_estimate.wav", est / est_peak * 0.9))
       files.append((f"{stem}_s{j + 1}_reference.wav", ref / peak * 0.9))

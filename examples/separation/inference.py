@@ -21,8 +21,10 @@ def _kmeans_one(embedding, weights, num_clusters, iterations):
   first = embedding[jnp.argmax(weights)]
   centers = [first]
   for _ in range(1, num_clusters):
-    dist = jnp.min(jnp.stack([
-        jnp.sum((embedding - c) ** 2, axis=-1) for c in centers]), axis=0)
+    dist = jnp.min(
+      jnp.stack([jnp.sum((embedding - c) ** 2, axis=-1) for c in centers]),
+      axis=0,
+    )
     centers.append(embedding[jnp.argmax(dist * (weights > 0))])
   centers = jnp.stack(centers)
 
@@ -30,8 +32,11 @@ def _kmeans_one(embedding, weights, num_clusters, iterations):
     dist = jnp.sum((embedding[:, None] - centers[None]) ** 2, axis=-1)
     assign = jax.nn.one_hot(jnp.argmin(dist, axis=-1), num_clusters)
     mass = (assign * weights[:, None]).sum(0)
-    new = (assign * weights[:, None]).T @ embedding / jnp.maximum(
-        mass[:, None], _TINY)
+    new = (
+      (assign * weights[:, None]).T
+      @ embedding
+      / jnp.maximum(mass[:, None], _TINY)
+    )
     return jnp.where(mass[:, None] > 0, new, centers), None
 
   centers, _ = jax.lax.scan(step, centers, None, length=iterations)
@@ -39,21 +44,27 @@ def _kmeans_one(embedding, weights, num_clusters, iterations):
   return jax.nn.one_hot(jnp.argmin(dist, axis=-1), num_clusters)
 
 
-def kmeans_masks(embedding: jax.Array, mix_magnitude: jax.Array,
-                 num_sources: int = 2, iterations: int = 20,
-                 floor_db: float = -40.0) -> jax.Array:
+def kmeans_masks(
+  embedding: jax.Array,
+  mix_magnitude: jax.Array,
+  num_sources: int = 2,
+  iterations: int = 20,
+  floor_db: float = -40.0,
+) -> jax.Array:
   """Binary masks ``[B, S, T, F]`` from embeddings ``[B, T, F, D]``."""
   b, t, f, d = embedding.shape
   log_mag = 20 * jnp.log10(mix_magnitude + _TINY)
   loud = log_mag > (jnp.max(log_mag, axis=(1, 2), keepdims=True) + floor_db)
   weights = (mix_magnitude * loud).reshape(b, t * f)
   assign = jax.vmap(_kmeans_one, in_axes=(0, 0, None, None))(
-      embedding.reshape(b, t * f, d), weights, num_sources, iterations)
+    embedding.reshape(b, t * f, d), weights, num_sources, iterations
+  )
   return jnp.moveaxis(assign.reshape(b, t, f, num_sources), -1, 1)
 
 
-def estimate_sources(outputs: dict, mix: jax.Array,
-                     num_sources: int = 2) -> jax.Array:
+def estimate_sources(
+  outputs: dict, mix: jax.Array, num_sources: int = 2
+) -> jax.Array:
   """Separated waveforms ``[B, S, L]`` from a model's outputs.
 
   Args:

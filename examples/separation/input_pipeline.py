@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class Prefetcher:
@@ -47,26 +48,34 @@ class Prefetcher:
   yet started; use it as a context manager, or call :meth:`close`.
   """
 
-  def __init__(self, load: Callable[[int], Any], start: int, stop: int,
-               depth: int = 2, workers: int = 1):
+  def __init__(
+    self,
+    load: Callable[[int], Any],
+    start: int,
+    stop: int,
+    depth: int = 2,
+    workers: int = 1,
+  ):
     if depth < 1:
-      raise ValueError(f'depth={depth!r} must be >= 1')
+      raise ValueError(f"depth={depth!r} must be >= 1")
     if workers < 1:
-      raise ValueError(f'workers={workers!r} must be >= 1')
+      raise ValueError(f"workers={workers!r} must be >= 1")
     self._load = load
     self._next_submit = int(start)
     self._next_yield = int(start)
     self._stop = int(stop)
     self._depth = int(depth)
     self._pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix='prefetch')
+      max_workers=workers, thread_name_prefix="prefetch"
+    )
     self._pending: collections.deque = collections.deque()
     self._closed = False
     self._fill()
 
   def _fill(self) -> None:
-    while (len(self._pending) < self._depth + 1
-           and self._next_submit < self._stop):
+    while (
+      len(self._pending) < self._depth + 1 and self._next_submit < self._stop
+    ):
       step = self._next_submit
       self._pending.append((step, self._pool.submit(self._load, step)))
       self._next_submit += 1
@@ -98,7 +107,7 @@ class Prefetcher:
     self._pending.clear()
     self._pool.shutdown(wait=True, cancel_futures=True)
 
-  def __enter__(self) -> 'Prefetcher':
+  def __enter__(self) -> Prefetcher:
     return self
 
   def __exit__(self, *exc_info) -> None:

@@ -68,7 +68,7 @@ and -30..-20 dBFS mixtures it starts around 0.1. L_SNR is in dB.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -82,8 +82,9 @@ _TINY = 1e-8
 
 def permutations(num_sources: int) -> np.ndarray:
   """All ``num_sources!`` permutations of ``range(num_sources)``, ``[P, S]``."""
-  return np.array(list(itertools.permutations(range(num_sources))),
-                  dtype=np.int32)
+  return np.array(
+    list(itertools.permutations(range(num_sources))), dtype=np.int32
+  )
 
 
 def apply_permutation(x: Array, perm: Array) -> Array:
@@ -101,9 +102,9 @@ def apply_permutation(x: Array, perm: Array) -> Array:
 
 
 def pit(
-    loss_fn: Callable[[Array, Array], Array],
-    estimates: Array,
-    targets: Array,
+  loss_fn: Callable[[Array, Array], Array],
+  estimates: Array,
+  targets: Array,
 ) -> tuple[Array, Array]:
   """Utterance-level permutation-invariant loss by brute force over ``S!``.
 
@@ -118,8 +119,9 @@ def pit(
     the minimising permutation, int32 ``[B, S]`` (see ``apply_permutation``).
   """
   perms = permutations(estimates.shape[1])
-  losses = jnp.stack([loss_fn(estimates[:, p], targets) for p in perms],
-                     axis=-1)  # [B, P]
+  losses = jnp.stack(
+    [loss_fn(estimates[:, p], targets) for p in perms], axis=-1
+  )  # [B, P]
   best = jnp.argmin(losses, axis=-1)
   loss = jnp.take_along_axis(losses, best[:, None], axis=-1)[:, 0]
   return loss, jnp.asarray(perms)[best]
@@ -194,7 +196,8 @@ def psa_target(mix_stft: Array, source_stfts: Array) -> Array:
   mix_mag = jnp.abs(mix)
   # |S| cos(theta_X - theta_S) = Re(X conj(S)) / |X|.
   projection = jnp.real(mix * jnp.conj(source_stfts)) / jnp.maximum(
-      mix_mag, _TINY)
+    mix_mag, _TINY
+  )
   target = jnp.clip(projection, 0.0, mix_mag)
   return jax.lax.stop_gradient(target)
 
@@ -205,7 +208,7 @@ def psa_target(mix_stft: Array, source_stfts: Array) -> Array:
 
 
 def _weighted_grams(
-    embeddings: Array, assignments: Array, weights: Array | None
+  embeddings: Array, assignments: Array, weights: Array | None
 ) -> tuple[Array, Array, Array]:
   """``V^T W~ V``, ``V^T W~ Y``, ``Y^T W~ Y`` with ``W~ = W / trace(W)``.
 
@@ -222,21 +225,21 @@ def _weighted_grams(
   y = assignments.reshape(batch, -1, num_sources).astype(v.dtype)
   if weights is None:
     n = v.shape[1]
-    vtv = jnp.einsum('bnd,bne->bde', v, v) / n
-    vty = jnp.einsum('bnd,bns->bds', v, y) / n
-    yty = jnp.einsum('bns,bnt->bst', y, y) / n
+    vtv = jnp.einsum("bnd,bne->bde", v, v) / n
+    vty = jnp.einsum("bnd,bns->bds", v, y) / n
+    yty = jnp.einsum("bns,bnt->bst", y, y) / n
     return vtv, vty, yty
   w = weights.reshape(batch, -1).astype(v.dtype)
   w = w / jnp.maximum(w.sum(axis=-1, keepdims=True), _TINY)
   wv = w[..., None] * v
-  vtv = jnp.einsum('bnd,bne->bde', wv, v)
-  vty = jnp.einsum('bnd,bns->bds', wv, y)
-  yty = jnp.einsum('bns,bnt->bst', w[..., None] * y, y)
+  vtv = jnp.einsum("bnd,bne->bde", wv, v)
+  vty = jnp.einsum("bnd,bns->bds", wv, y)
+  yty = jnp.einsum("bns,bnt->bst", w[..., None] * y, y)
   return vtv, vty, yty
 
 
 def deep_clustering_loss(
-    embeddings: Array, assignments: Array, weights: Array | None = None
+  embeddings: Array, assignments: Array, weights: Array | None = None
 ) -> Array:
   """L_DC = ||W^1/2 (V V^T - Y Y^T) W^1/2||_F^2 / trace(W)^2, eq. (5).
 
@@ -254,8 +257,11 @@ def deep_clustering_loss(
     Per-example loss ``[B]``.
   """
   vtv, vty, yty = _weighted_grams(embeddings, assignments, weights)
-  return ((vtv ** 2).sum(axis=(1, 2)) - 2 * (vty ** 2).sum(axis=(1, 2))
-          + (yty ** 2).sum(axis=(1, 2)))
+  return (
+    (vtv**2).sum(axis=(1, 2))
+    - 2 * (vty**2).sum(axis=(1, 2))
+    + (yty**2).sum(axis=(1, 2))
+  )
 
 
 def _ridge(gram: Array, eps: float) -> Array:
@@ -266,10 +272,10 @@ def _ridge(gram: Array, eps: float) -> Array:
 
 
 def whitened_kmeans_loss(
-    embeddings: Array,
-    assignments: Array,
-    weights: Array | None = None,
-    eps: float = 1e-6,
+  embeddings: Array,
+  assignments: Array,
+  weights: Array | None = None,
+  eps: float = 1e-6,
 ) -> Array:
   """L_WKM = D - tr((V^T W V)^-1 V^T W Y (Y^T W Y)^-1 Y^T W V), eq. (6).
 
@@ -302,7 +308,7 @@ def whitened_kmeans_loss(
 
 
 def mask_inference_pairwise(
-    masks: Array, mix_magnitude: Array, targets: Array
+  masks: Array, mix_magnitude: Array, targets: Array
 ) -> Array:
   """``[B, S, S]`` mean L1 between ``masks[:, i] |X|`` and ``targets[:, j]``."""
   estimates = masks * mix_magnitude[:, None]  # [B, S, T, F]
@@ -311,7 +317,7 @@ def mask_inference_pairwise(
 
 
 def mask_inference_loss(
-    masks: Array, mix_magnitude: Array, targets: Array
+  masks: Array, mix_magnitude: Array, targets: Array
 ) -> Array:
   """L_MI, eq. (4): PIT mean-L1 between ``M |X|`` and the truncated PSA target.
 
@@ -325,17 +331,18 @@ def mask_inference_loss(
     utterance-level permutation.
   """
   return pit_from_pairwise(
-      mask_inference_pairwise(masks, mix_magnitude, targets))[0]
+    mask_inference_pairwise(masks, mix_magnitude, targets)
+  )[0]
 
 
 def chimera_loss(
-    masks: Array,
-    embeddings: Array,
-    mix_magnitude: Array,
-    targets: Array,
-    assignments: Array,
-    weights: Array | None = None,
-    alpha: float = 0.75,
+  masks: Array,
+  embeddings: Array,
+  mix_magnitude: Array,
+  targets: Array,
+  assignments: Array,
+  weights: Array | None = None,
+  alpha: float = 0.75,
 ) -> Array:
   """L_MI+WKM = alpha L_MI + (1 - alpha) L_WKM, eq. (7) (alpha = 0.75).
 
@@ -359,21 +366,19 @@ def neg_snr(estimates: Array, references: Array, eps: float = _TINY) -> Array:
   ``-10 log10(||s||^2 / eps)``) and for silent references; it is an absolute
   energy, so it assumes waveforms at the usual [-1, 1] audio scale.
   """
-  signal = (references ** 2).sum(axis=-1)
+  signal = (references**2).sum(axis=-1)
   noise = ((references - estimates) ** 2).sum(axis=-1)
   return -10.0 * jnp.log10((signal + eps) / (noise + eps))
 
 
 def snr_pairwise(
-    estimates: Array, references: Array, eps: float = _TINY
+  estimates: Array, references: Array, eps: float = _TINY
 ) -> Array:
   """``[B, S, S]`` negative SNR of estimate ``i`` against reference ``j``."""
   return neg_snr(estimates[:, :, None], references[:, None, :], eps)
 
 
-def snr_loss(
-    estimates: Array, references: Array, eps: float = _TINY
-) -> Array:
+def snr_loss(estimates: Array, references: Array, eps: float = _TINY) -> Array:
   """L_SNR, eq. (8): PIT negative SNR, averaged over sources.
 
   Args:

@@ -80,22 +80,21 @@ def _si_sdr(xp: Any, estimate, reference, mask, zero_mean: bool, eps: float):
   # all-zero inputs), so that the result does not depend on the level.
   tiny = xp.finfo(xp.result_type(estimate, reference)).tiny
   dot = (estimate * reference).sum(axis=-1, keepdims=True)
-  ref_energy = (reference ** 2).sum(axis=-1, keepdims=True)
+  ref_energy = (reference**2).sum(axis=-1, keepdims=True)
   alpha = dot / (ref_energy * (1.0 + eps) + tiny)
   target = alpha * reference
   noise = estimate - target
-  target_energy = (target ** 2).sum(axis=-1)
-  ratio = target_energy / ((noise ** 2).sum(axis=-1) + eps * target_energy
-                           + tiny)
+  target_energy = (target**2).sum(axis=-1)
+  ratio = target_energy / ((noise**2).sum(axis=-1) + eps * target_energy + tiny)
   return 10.0 * xp.log10(ratio + eps)
 
 
 def si_sdr(
-    estimate: np.ndarray,
-    reference: np.ndarray,
-    *,
-    zero_mean: bool = True,
-    eps: float = EPS,
+  estimate: np.ndarray,
+  reference: np.ndarray,
+  *,
+  zero_mean: bool = True,
+  eps: float = EPS,
 ) -> np.ndarray:
   """SI-SDR in dB over the last axis (numpy, float64); broadcasts."""
   estimate = np.asarray(estimate, np.float64)
@@ -104,7 +103,7 @@ def si_sdr(
 
 
 def pairwise_si_sdr(
-    estimates: np.ndarray, references: np.ndarray, **kwargs
+  estimates: np.ndarray, references: np.ndarray, **kwargs
 ) -> np.ndarray:
   """``[S_est, S_ref]`` SI-SDR of every estimate against every reference."""
   estimates = np.asarray(estimates)
@@ -125,10 +124,10 @@ def best_permutation(pairwise: np.ndarray) -> np.ndarray:
 
 
 def separation_metrics(
-    estimates: np.ndarray,
-    references: np.ndarray,
-    mixture: np.ndarray,
-    **kwargs,
+  estimates: np.ndarray,
+  references: np.ndarray,
+  mixture: np.ndarray,
+  **kwargs,
 ) -> dict[str, np.ndarray]:
   """PIT SI-SDR and SI-SDRi of one utterance (numpy).
 
@@ -147,28 +146,29 @@ def separation_metrics(
   references = np.asarray(references)
   if estimates.shape != references.shape or estimates.ndim != 2:
     raise ValueError(
-        f'estimates {estimates.shape} and references {references.shape} must '
-        'both be [S, L].')
+      f"estimates {estimates.shape} and references {references.shape} must "
+      "both be [S, L]."
+    )
   pairwise = pairwise_si_sdr(estimates, references, **kwargs)
   perm = best_permutation(pairwise)
   scores = pairwise[perm, np.arange(len(perm))]
   baseline = si_sdr(np.asarray(mixture)[None], references, **kwargs)
   return {
-      'si_sdr': scores,
-      'input_si_sdr': baseline,
-      'si_sdri': scores - baseline,
-      'permutation': perm,
+    "si_sdr": scores,
+    "input_si_sdr": baseline,
+    "si_sdri": scores - baseline,
+    "permutation": perm,
   }
 
 
-@functools.partial(jax.jit, static_argnames=('zero_mean', 'eps'))
+@functools.partial(jax.jit, static_argnames=("zero_mean", "eps"))
 def batch_si_sdr(
-    estimates: jax.Array,
-    references: jax.Array,
-    lengths: jax.Array | None = None,
-    *,
-    zero_mean: bool = True,
-    eps: float = EPS,
+  estimates: jax.Array,
+  references: jax.Array,
+  lengths: jax.Array | None = None,
+  *,
+  zero_mean: bool = True,
+  eps: float = EPS,
 ) -> jax.Array:
   """SI-SDR in dB over the last axis (jnp, jitted); broadcasts.
 
@@ -194,15 +194,15 @@ def batch_si_sdr(
   return _si_sdr(jnp, estimates, references, mask, zero_mean, eps)
 
 
-@functools.partial(jax.jit, static_argnames=('zero_mean', 'eps'))
+@functools.partial(jax.jit, static_argnames=("zero_mean", "eps"))
 def batch_separation_metrics(
-    estimates: jax.Array,
-    references: jax.Array,
-    mixture: jax.Array,
-    lengths: jax.Array | None = None,
-    *,
-    zero_mean: bool = True,
-    eps: float = EPS,
+  estimates: jax.Array,
+  references: jax.Array,
+  mixture: jax.Array,
+  lengths: jax.Array | None = None,
+  *,
+  zero_mean: bool = True,
+  eps: float = EPS,
 ) -> dict[str, jax.Array]:
   """Batched ``separation_metrics`` in jnp (jitted).
 
@@ -220,8 +220,9 @@ def batch_separation_metrics(
   """
   num = references.shape[1]
   kwargs = dict(zero_mean=zero_mean, eps=eps)
-  pairwise = batch_si_sdr(estimates[:, :, None], references[:, None, :],
-                          lengths, **kwargs)  # [B, S_est, S_ref]
+  pairwise = batch_si_sdr(
+    estimates[:, :, None], references[:, None, :], lengths, **kwargs
+  )  # [B, S_est, S_ref]
   perms = np.array(list(itertools.permutations(range(num))), np.int32)
   cols = np.arange(num)
   scores = pairwise[:, perms, cols]  # [B, P, S]
@@ -229,8 +230,8 @@ def batch_separation_metrics(
   si = jnp.take_along_axis(scores, best[:, None, None], axis=1)[:, 0]
   baseline = batch_si_sdr(mixture[:, None], references, lengths, **kwargs)
   return {
-      'si_sdr': si,
-      'input_si_sdr': baseline,
-      'si_sdri': si - baseline,
-      'permutation': jnp.asarray(perms)[best],
+    "si_sdr": si,
+    "input_si_sdr": baseline,
+    "si_sdri": si - baseline,
+    "permutation": jnp.asarray(perms)[best],
   }

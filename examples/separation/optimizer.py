@@ -48,7 +48,7 @@ constant for differentiation:
   (:func:`autoclip_optax.class_weights`).
 """
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +56,6 @@ import optax
 
 import autoclip_optax
 from examples.separation import configs
-
 
 # ----------------------------------------------------------------------------
 # Learning-rate schedule.
@@ -72,42 +71,86 @@ def min_scale(config: configs.Config) -> float:
   scale = config.lr_min / config.learning_rate
   if not 0.0 <= scale < 1.0:
     raise ValueError(
-        f"lr_min={config.lr_min!r} must be in [0, learning_rate="
-        f"{config.learning_rate!r}) for --schedule {config.schedule} "
-        "(--lr-min is an absolute learning rate)")
+      f"lr_min={config.lr_min!r} must be in [0, learning_rate="
+      f"{config.learning_rate!r}) for --schedule {config.schedule} "
+      "(--lr-min is an absolute learning rate)"
+    )
   return scale
 
 
-def _epoch_schedule(config: configs.Config
-                    ) -> optax.GradientTransformationExtraArgs:
+def _epoch_schedule(
+  config: configs.Config,
+) -> optax.GradientTransformationExtraArgs:
   """The scheduler chained after Adam (every schedule but rocp)."""
   c = config
   spe = c.steps_per_epoch
   if c.schedule == "rop2":
-    return autoclip_optax.rop2(c.factor, c.patience, c.max_reductions,
-                               steps_per_epoch=spe)
+    return autoclip_optax.rop2(
+      c.factor, c.patience, c.max_reductions, steps_per_epoch=spe
+    )
   if c.schedule == "chained_rop2":
-    return autoclip_optax.chained_rop2(c.factor, c.patience,
-                                       c.reductions_per_phase, c.phases,
-                                       steps_per_epoch=spe)
+    return autoclip_optax.chained_rop2(
+      c.factor,
+      c.patience,
+      c.reductions_per_phase,
+      c.phases,
+      steps_per_epoch=spe,
+    )
   if c.schedule == "caswr":
     return autoclip_optax.caswr(min_scale(c), c.period, steps_per_epoch=spe)
   if c.schedule == "caswr_rop2":
-    return autoclip_optax.caswr_rop2(min_scale(c), c.period, c.n_annealings,
-                                     c.factor, c.patience, c.max_reductions,
-                                     steps_per_epoch=spe)
+    return autoclip_optax.caswr_rop2(
+      min_scale(c),
+      c.period,
+      c.n_annealings,
+      c.factor,
+      c.patience,
+      c.max_reductions,
+      steps_per_epoch=spe,
+    )
   if c.schedule == "rop2_caswr_alt":
-    return autoclip_optax.rop2_caswr_alt(c.starting_phase, c.factor,
-                                         c.patience, c.n_reduces,
-                                         min_scale(c), c.period,
-                                         steps_per_epoch=spe)
-  raise ValueError(f"schedule={c.schedule!r} is not one of "
-                   f"{configs.SCHEDULES}")
+    return autoclip_optax.rop2_caswr_alt(
+      c.starting_phase,
+      c.factor,
+      c.patience,
+      c.n_reduces,
+      min_scale(c),
+      c.period,
+      steps_per_epoch=spe,
+    )
+  raise ValueError(f"schedule={c.schedule!r} is not one of {configs.SCHEDULES}")
 
 
-def make_optimizer(config: configs.Config,
-                   clipper: optax.GradientTransformation
-                   ) -> optax.GradientTransformationExtraArgs:
+def learning_rate_schedule(config: configs.Config) -> optax.ScalarOrSchedule:
+  """Adam's step-indexed learning rate: warm-up, then constant or cosine.
+
+  ``warmup_steps`` ramps linearly from 0 to ``learning_rate``;
+  ``lr_decay='cosine'`` then decays to ``learning_rate * lr_final_fraction``
+  at ``steps``. The epoch schedulers (``schedule``) multiply this rate.
+  """
+  peak = config.learning_rate
+  if config.lr_decay == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+      0.0,
+      peak,
+      config.warmup_steps,
+      max(config.steps, config.warmup_steps + 1),
+      end_value=peak * config.lr_final_fraction,
+    )
+  if config.warmup_steps:
+    return optax.join_schedules(
+      [
+        optax.linear_schedule(0.0, peak, config.warmup_steps),
+        optax.constant_schedule(peak),
+      ],
+      [config.warmup_steps],
+    )
+  return peak
+
+
+def make_optimizer(
+  config: configs.Config, clipper: optax.GradientTransformation
+) -> optax.GradientTransformationExtraArgs:
   """``chain(clipper, adam(lr))`` with the configured lr schedule.
 
   Args:
@@ -122,17 +165,24 @@ def make_optimizer(config: configs.Config,
     ValueError: ``schedule='rocp'`` without ``clip='autoclip'``, or invalid
       schedule hyperparameters.
   """
-  base = optax.chain(clipper, optax.adam(config.learning_rate))
+  base = optax.chain(
+    clipper, optax.adam(learning_rate_schedule(config), b2=config.adam_b2)
+  )
   if config.schedule == "constant":
     return base
   if config.schedule == "rocp":
     if config.clip != "autoclip":
       raise ValueError(
-          f"--schedule rocp reduces the lr when AutoClip's clip value "
-          f"plateaus, so it needs --clip autoclip (got clip={config.clip!r})")
-    return autoclip_optax.rocp(base, config.factor, config.rocp_threshold,
-                               config.max_reductions,
-                               steps_per_epoch=config.steps_per_epoch)
+        f"--schedule rocp reduces the lr when AutoClip's clip value "
+        f"plateaus, so it needs --clip autoclip (got clip={config.clip!r})"
+      )
+    return autoclip_optax.rocp(
+      base,
+      config.factor,
+      config.rocp_threshold,
+      config.max_reductions,
+      steps_per_epoch=config.steps_per_epoch,
+    )
   return optax.chain(base, _epoch_schedule(config))
 
 
@@ -158,8 +208,11 @@ def _is_schedule(x: Any) -> bool:
 
 def _scheduler_states(opt_state: Any) -> list:
   """Every :class:`autoclip_optax.EpochSchedulerState` in ``opt_state``."""
-  return [x for x in jax.tree.leaves(opt_state, is_leaf=_is_schedule)
-          if _is_schedule(x)]
+  return [
+    x
+    for x in jax.tree.leaves(opt_state, is_leaf=_is_schedule)
+    if _is_schedule(x)
+  ]
 
 
 def lr_scale(opt_state: Any) -> jax.Array:
@@ -181,8 +234,10 @@ def schedule_logs(opt_state: Any) -> dict:
     ``{"lr_scale": float32[], "stop": bool[]}``; ``1.0`` and ``False`` for the
     constant schedule. ``stop`` is :func:`autoclip_optax.should_stop`.
   """
-  return {"lr_scale": lr_scale(opt_state),
-          "stop": autoclip_optax.should_stop(opt_state)}
+  return {
+    "lr_scale": lr_scale(opt_state),
+    "stop": autoclip_optax.should_stop(opt_state),
+  }
 
 
 # ----------------------------------------------------------------------------
@@ -214,14 +269,16 @@ def mixture_gammas(class_gammas) -> jax.Array:
   """
   if len(class_gammas) != 2:
     raise ValueError(
-        "class_gammas needs 2 entries (speech, environmental), got "
-        f"{tuple(class_gammas)!r}")
+      "class_gammas needs 2 entries (speech, environmental), got "
+      f"{tuple(class_gammas)!r}"
+    )
   speech, env = (float(g) for g in class_gammas)
   return jnp.asarray([2 * speech, speech + env, 2 * env], jnp.float32)
 
 
-def batch_weights(per_example: jax.Array, batch: dict, step: jax.Array,
-                  config: configs.Config) -> Optional[jax.Array]:
+def batch_weights(
+  per_example: jax.Array, batch: dict, step: jax.Array, config: configs.Config
+) -> jax.Array | None:
   """Softmax weights ``[B]`` of the configured reweighting (no gradient).
 
   Returns:
@@ -236,19 +293,23 @@ def batch_weights(per_example: jax.Array, batch: dict, step: jax.Array,
     return autoclip_optax.robust_weights(per_example, config.alpha)
   if config.reweight == "curriculum":
     beta = autoclip_optax.curriculum_beta_schedule(
-        config.beta0, transition_steps=config.steps, decay="linear")(step)
+      config.beta0, transition_steps=config.steps, decay="linear"
+    )(step)
     return autoclip_optax.curriculum_weights(per_example, beta)
   if config.reweight == "class":
     if "classes" not in batch:
       raise ValueError("reweight='class' needs batch['classes'] [B, 2]")
     return autoclip_optax.class_weights(
-        mixture_classes(batch["classes"]), mixture_gammas(config.class_gammas))
-  raise ValueError(f"reweight={config.reweight!r} is not one of "
-                   f"{configs.REWEIGHTS}")
+      mixture_classes(batch["classes"]), mixture_gammas(config.class_gammas)
+    )
+  raise ValueError(
+    f"reweight={config.reweight!r} is not one of {configs.REWEIGHTS}"
+  )
 
 
-def reduce_batch(per_example: jax.Array, batch: dict, step: jax.Array,
-                 config: configs.Config) -> jax.Array:
+def reduce_batch(
+  per_example: jax.Array, batch: dict, step: jax.Array, config: configs.Config
+) -> jax.Array:
   """The training loss from per-example losses ``[B]``.
 
   Args:

@@ -26,7 +26,7 @@ import json
 import math
 import pathlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -37,8 +37,16 @@ from examples.separation import train
 
 DEFAULT_ALPHAS = "0,1/15,1/10,1/5"
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
-QUICK = dict(num_layers=1, hidden=16, batch_size=4, chunk_frames=50, steps=20,
-             num_val_examples=2, num_test_examples=8, history_size=64)
+QUICK = dict(
+  num_layers=1,
+  hidden=16,
+  batch_size=4,
+  chunk_frames=50,
+  steps=20,
+  num_val_examples=2,
+  num_test_examples=8,
+  history_size=64,
+)
 
 
 def parse_alphas(text: str) -> list[float]:
@@ -50,8 +58,9 @@ def parse_alphas(text: str) -> list[float]:
   try:
     alphas = [float(fractions.Fraction(a.strip())) for a in text.split(",")]
   except (ValueError, ZeroDivisionError):
-    raise ValueError(f"--alphas must be comma-separated numbers or "
-                     f"fractions, got {text!r}") from None
+    raise ValueError(
+      f"--alphas must be comma-separated numbers or fractions, got {text!r}"
+    ) from None
   if not alphas or min(alphas) < 0:
     raise ValueError(f"--alphas must be >= 0, got {text!r}")
   return alphas
@@ -60,11 +69,22 @@ def parse_alphas(text: str) -> list[float]:
 FULL_TEST_EXAMPLES = 300
 
 
-def run_config(alpha: float, loss: str = "snr", quick: bool = False,
-               steps: Optional[int] = None, seed: int = 0) -> configs.Config:
+def run_config(
+  alpha: float,
+  loss: str = "snr",
+  quick: bool = False,
+  steps: int | None = None,
+  seed: int = 0,
+) -> configs.Config:
   """The tiny-preset config of the robust run with this ``alpha``."""
-  overrides = dict(loss=loss, reweight="robust", alpha=alpha, seed=seed,
-                   progress=False, checkpoint=False)
+  overrides = dict(
+    loss=loss,
+    reweight="robust",
+    alpha=alpha,
+    seed=seed,
+    progress=False,
+    checkpoint=False,
+  )
   if quick:
     overrides.update(QUICK, num_wav_examples=0)
   else:
@@ -83,9 +103,12 @@ def run_dir(workdir: pathlib.Path, alpha: float) -> pathlib.Path:
   return workdir / f"alpha_{alpha:.4g}"
 
 
-def train_runs(workdir: pathlib.Path, alphas: Sequence[float],
-               num_devices: Optional[int] = None,
-               **kwargs) -> dict[float, dict]:
+def train_runs(
+  workdir: pathlib.Path,
+  alphas: Sequence[float],
+  num_devices: int | None = None,
+  **kwargs,
+) -> dict[float, dict]:
   """Trains the missing runs; returns ``{alpha: results.json dict}``.
 
   Args:
@@ -99,8 +122,9 @@ def train_runs(workdir: pathlib.Path, alphas: Sequence[float],
     directory = run_dir(workdir, alpha)
     path = directory / "results.json"
     if path.exists():
-      print(f"alpha={alpha:.4g}: reusing {path} (delete it to retrain)",
-            flush=True)
+      print(
+        f"alpha={alpha:.4g}: reusing {path} (delete it to retrain)", flush=True
+      )
     else:
       print(f"alpha={alpha:.4g}: training in {directory}", flush=True)
       config = run_config(alpha, **kwargs)
@@ -114,8 +138,12 @@ def summarize(per_utterance: Sequence[float]) -> dict:
   """Mean, standard deviation and :data:`PERCENTILES` of SI-SDRi values."""
   x = np.asarray(per_utterance, np.float64)
   row = {"n": int(x.size), "mean": float(x.mean()), "std": float(x.std())}
-  row.update({f"p{q}": float(v)
-              for q, v in zip(PERCENTILES, np.percentile(x, PERCENTILES))})
+  row.update(
+    {
+      f"p{q}": float(v)
+      for q, v in zip(PERCENTILES, np.percentile(x, PERCENTILES), strict=True)
+    }
+  )
   return row
 
 
@@ -129,8 +157,10 @@ def _alpha_label(alpha: float) -> str:
 def markdown_table(results: dict[float, dict]) -> str:
   """One row per alpha: n, mean, std and percentiles of test SI-SDRi (dB)."""
   columns = ["n", "mean", "std"] + [f"p{q}" for q in PERCENTILES]
-  lines = ["| alpha | " + " | ".join(columns) + " |",
-           "|---" * (len(columns) + 1) + "|"]
+  lines = [
+    "| alpha | " + " | ".join(columns) + " |",
+    "|---" * (len(columns) + 1) + "|",
+  ]
   for alpha, result in results.items():
     row = summarize(result["test_si_sdri_per_utterance_db"])
     cells = [str(row["n"])] + [f"{row[c]:.2f}" for c in columns[1:]]
@@ -140,26 +170,45 @@ def markdown_table(results: dict[float, dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      description="Robust softmax reweighting: test SI-SDRi percentiles per "
-      "alpha (Tzinis et al., ICASSP 2021).")
-  parser.add_argument("--workdir", required=True,
-                      help="one sub-directory per alpha, and table.md")
-  parser.add_argument("--alphas", default=DEFAULT_ALPHAS,
-                      help="comma-separated alphas (fractions allowed)")
-  parser.add_argument("--loss", default="snr", choices=("snr", "mi"),
-                      help="training objective (snr: negative SI-SDR-type)")
-  parser.add_argument("--steps", type=cli.positive_int, default=None,
-                      help="training steps per run (default: the preset's)")
+    description="Robust softmax reweighting: test SI-SDRi percentiles per "
+    "alpha (Tzinis et al., ICASSP 2021)."
+  )
+  parser.add_argument(
+    "--workdir", required=True, help="one sub-directory per alpha, and table.md"
+  )
+  parser.add_argument(
+    "--alphas",
+    default=DEFAULT_ALPHAS,
+    help="comma-separated alphas (fractions allowed)",
+  )
+  parser.add_argument(
+    "--loss",
+    default="snr",
+    choices=("snr", "mi"),
+    help="training objective (snr: negative SI-SDR-type)",
+  )
+  parser.add_argument(
+    "--steps",
+    type=cli.positive_int,
+    default=None,
+    help="training steps per run (default: the preset's)",
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--num-devices", type=int, default=None,
-                      help="devices per run (default: as many as divide "
-                      "the batch size)")
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny model and test set: a pipeline check")
+  parser.add_argument(
+    "--num-devices",
+    type=int,
+    default=None,
+    help="devices per run (default: as many as divide the batch size)",
+  )
+  parser.add_argument(
+    "--quick",
+    action="store_true",
+    help="tiny model and test set: a pipeline check",
+  )
   return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   try:
@@ -167,13 +216,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
     parser.error(str(e))
-  results = train_runs(workdir, alphas, num_devices=args.num_devices,
-                       loss=args.loss, quick=args.quick, steps=args.steps,
-                       seed=args.seed)
-  title = (f"# Test SI-SDRi (dB) per robust-reweighting alpha\n\n"
-           f"loss={args.loss}, steps={results[alphas[0]]['steps']}, "
-           f"preset=tiny{' (quick)' if args.quick else ''}, "
-           f"seed={args.seed}\n\n")
+  results = train_runs(
+    workdir,
+    alphas,
+    num_devices=args.num_devices,
+    loss=args.loss,
+    quick=args.quick,
+    steps=args.steps,
+    seed=args.seed,
+  )
+  title = (
+    f"# Test SI-SDRi (dB) per robust-reweighting alpha\n\n"
+    f"loss={args.loss}, steps={results[alphas[0]]['steps']}, "
+    f"preset=tiny{' (quick)' if args.quick else ''}, "
+    f"seed={args.seed}\n\n"
+  )
   table = title + markdown_table(results)
   (workdir / "table.md").write_text(table)
   print(table)

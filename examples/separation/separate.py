@@ -54,7 +54,7 @@ import argparse
 import os
 import pathlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -79,12 +79,14 @@ def _one_line(text: str) -> str:
 def check_audio_file(path: pathlib.Path) -> None:
   """Raises InputError unless ``path`` is a readable, non-empty audio file."""
   import soundfile as sf  # pylint: disable=import-outside-toplevel
+
   try:
     info = sf.info(str(path))
   except Exception as e:  # pylint: disable=broad-except
     # soundfile raises LibsndfileError, RuntimeError or TypeError.
-    raise InputError(f"{path}: not a readable audio file "
-                     f"({_one_line(e)})") from None
+    raise InputError(
+      f"{path}: not a readable audio file ({_one_line(e)})"
+    ) from None
   if info.frames <= 0:
     raise InputError(f"{path}: no audio samples")
 
@@ -104,11 +106,15 @@ def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
     if not path.exists():
       raise InputError(f"{path}: no such file or directory")
     if path.is_dir():
-      found = sorted(p for p in path.iterdir()
-                     if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+      found = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+      )
       if not found:
-        raise InputError(f"{path}: no {', '.join(AUDIO_SUFFIXES)} files in "
-                         "this folder")
+        raise InputError(
+          f"{path}: no {', '.join(AUDIO_SUFFIXES)} files in this folder"
+        )
       files += found
     else:
       files.append(path)
@@ -116,8 +122,10 @@ def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
   for path in files:
     check_audio_file(path)
     if path.stem in stems and stems[path.stem].resolve() != path.resolve():
-      raise InputError(f"{path} and {stems[path.stem]} would both write "
-                       f"{path.stem}_s1.wav; rename one")
+      raise InputError(
+        f"{path} and {stems[path.stem]} would both write "
+        f"{path.stem}_s1.wav; rename one"
+      )
     stems[path.stem] = path
   seen, unique = set(), []
   for path in files:
@@ -140,8 +148,9 @@ def _resample_stream(rate_in: int, rate_out: int):
     import soxr  # pylint: disable=import-outside-toplevel
   except ImportError:
     return None
-  return soxr.ResampleStream(rate_in, rate_out, 1, dtype="float32",
-                             quality="HQ")
+  return soxr.ResampleStream(
+    rate_in, rate_out, 1, dtype="float32", quality="HQ"
+  )
 
 
 def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
@@ -151,13 +160,18 @@ def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
     ``(audio float32 [N], file sample rate, file length in samples)``.
   """
   import soundfile as sf  # pylint: disable=import-outside-toplevel
+
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
   with sf.SoundFile(str(path)) as f:
     file_rate, frames = f.samplerate, f.frames
     stream = _resample_stream(file_rate, rate)
     parts = []
-    for block in f.blocks(blocksize=max(1, int(file_rate * BLOCK_SECONDS)),
-                          dtype="float32", always_2d=True):
+    for block in f.blocks(
+      blocksize=max(1, int(file_rate * BLOCK_SECONDS)),
+      dtype="float32",
+      always_2d=True,
+    ):
       mono = block.mean(axis=1, dtype=np.float32)
       parts.append(stream.resample_chunk(mono) if stream else mono)
     if stream is not None:
@@ -168,59 +182,90 @@ def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
   return np.asarray(audio, np.float32), file_rate, frames
 
 
-def write_resampled(path: os.PathLike, audio: np.ndarray, rate_in: int,
-                    rate_out: int, length: int) -> None:
+def write_resampled(
+  path: os.PathLike, audio: np.ndarray, rate_in: int, rate_out: int, length: int
+) -> None:
   """Writes mono ``audio`` resampled to ``rate_out`` and cut/padded to
   ``length`` samples as a 32-bit float wav, block by block."""
   import soundfile as sf  # pylint: disable=import-outside-toplevel
+
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
   audio = np.asarray(audio, np.float32)
-  with sf.SoundFile(str(path), "w", samplerate=rate_out, channels=1,
-                    subtype="FLOAT", format="WAV") as f:
+  with sf.SoundFile(
+    str(path),
+    "w",
+    samplerate=rate_out,
+    channels=1,
+    subtype="FLOAT",
+    format="WAV",
+  ) as f:
     stream = _resample_stream(rate_in, rate_out)
     if stream is None:
-      f.write(separator_lib.fit_length(
-          separator_lib.resample(audio, rate_in, rate_out), length))
+      f.write(
+        separator_lib.fit_length(
+          separator_lib.resample(audio, rate_in, rate_out), length
+        )
+      )
       return
     written = 0
     block = max(1, int(rate_in * BLOCK_SECONDS))
     starts = range(0, max(len(audio), 1), block)
     for start in starts:
       last = start + block >= len(audio)
-      out = stream.resample_chunk(audio[start:start + block], last=last)
-      out = out[:length - written]
+      out = stream.resample_chunk(audio[start : start + block], last=last)
+      out = out[: length - written]
       f.write(out)
       written += len(out)
     if written < length:
       f.write(np.zeros(length - written, np.float32))
 
 
-def plot_spectrograms(path: os.PathLike, mix: np.ndarray,
-                      estimates: np.ndarray, sample_rate: int,
-                      title: str = "") -> None:
+def plot_spectrograms(
+  path: os.PathLike,
+  mix: np.ndarray,
+  estimates: np.ndarray,
+  sample_rate: int,
+  title: str = "",
+) -> None:
   """A PNG of the mixture's and the estimates' log spectrograms.
 
   At most the first ``PLOT_MAX_SECONDS`` are shown (the title says so).
   """
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from scipy import signal as sps  # pylint: disable=import-outside-toplevel
+
   limit = int(PLOT_MAX_SECONDS * sample_rate)
   shown = min(len(mix), limit)
   signals = [("mixture", mix[:shown])] + [
-      (f"estimate s{j + 1}", est[:shown]) for j, est in enumerate(estimates)]
+    (f"estimate s{j + 1}", est[:shown]) for j, est in enumerate(estimates)
+  ]
   nperseg = 256 if sample_rate <= 16000 else 1024
-  fig, axes = plt.subplots(len(signals), 1, sharex=True, sharey=True,
-                           figsize=(10, 2.2 * len(signals)))
-  for ax, (label, x) in zip(axes, signals):
+  fig, axes = plt.subplots(
+    len(signals), 1, sharex=True, sharey=True, figsize=(10, 2.2 * len(signals))
+  )
+  for ax, (label, x) in zip(axes, signals, strict=True):
     freqs, _, spec = sps.spectrogram(
-        np.asarray(x, np.float64), fs=sample_rate, nperseg=nperseg,
-        noverlap=nperseg * 3 // 4, window="hann")
+      np.asarray(x, np.float64),
+      fs=sample_rate,
+      nperseg=nperseg,
+      noverlap=nperseg * 3 // 4,
+      window="hann",
+    )
     db = 10 * np.log10(spec + 1e-12)
-    ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
-              vmin=db.max() - 80, vmax=db.max(), interpolation="nearest",
-              extent=(0, len(x) / sample_rate, 0, freqs[-1] / 1000))
+    ax.imshow(
+      db,
+      origin="lower",
+      aspect="auto",
+      cmap="magma",
+      vmin=db.max() - 80,
+      vmax=db.max(),
+      interpolation="nearest",
+      extent=(0, len(x) / sample_rate, 0, freqs[-1] / 1000),
+    )
     ax.set_ylabel(f"{label}\nkHz")
   axes[-1].set_xlabel("time (s)")
   if len(mix) > limit:
@@ -232,8 +277,9 @@ def plot_spectrograms(path: os.PathLike, mix: np.ndarray,
   plt.close(fig)
 
 
-def separate_file(separator, path: os.PathLike, output_dir: os.PathLike, *,
-                  plot: bool = False) -> list[pathlib.Path]:
+def separate_file(
+  separator, path: os.PathLike, output_dir: os.PathLike, *, plot: bool = False
+) -> list[pathlib.Path]:
   """Separates one audio file into ``OUT/<stem>_s1.wav`` and ``_s2.wav``.
 
   Args:
@@ -247,6 +293,7 @@ def separate_file(separator, path: os.PathLike, output_dir: os.PathLike, *,
     files renamed at the end); on an error none of them is written.
   """
   from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
+
   path = pathlib.Path(path)
   mix, rate, length = read_mono(path, separator.sample_rate)
   estimates = separator.separate_8k(mix)
@@ -263,9 +310,10 @@ def separate_file(separator, path: os.PathLike, output_dir: os.PathLike, *,
     if plot:
       tmp, _ = evaluation.atomic_path(finals[-1])
       temps.append(tmp)
-      plot_spectrograms(tmp, mix, estimates, separator.sample_rate,
-                        title=path.name)
-    for tmp, final in zip(temps, finals):
+      plot_spectrograms(
+        tmp, mix, estimates, separator.sample_rate, title=path.name
+      )
+    for tmp, final in zip(temps, finals, strict=True):
       os.replace(tmp, final)
   finally:
     for tmp in temps:
@@ -284,45 +332,68 @@ def _nonnegative_float(text: str) -> float:
   except ValueError:
     raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
   if not value >= 0 or value == float("inf"):
-    raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got "
-                                     f"{text}")
+    raise argparse.ArgumentTypeError(
+      f"must be a finite number >= 0, got {text}"
+    )
   return value
 
 
 def build_parser() -> argparse.ArgumentParser:
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
   parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.separate",
-      description="Separate audio files into two sources with a trained "
-      "BLSTM separator.")
+    prog="python -m examples.separation.separate",
+    description="Separate audio files into two sources with a trained "
+    "BLSTM separator.",
+  )
   add = parser.add_argument
-  add("inputs", nargs="+", metavar="FILE_OR_DIR",
-      help="wav/flac/ogg files, or folders of them")
-  add("--model", default=None, metavar="DIR",
-      help="model directory: exported (config.json + params.msgpack) or a "
-      "training workdir (default: the shipped pretrained model)")
-  add("--output-dir", default="separated", metavar="OUT",
-      help="where <stem>_s1.wav / <stem>_s2.wav go (default: ./separated)")
-  add("--chunk-seconds", type=_nonnegative_float,
-      default=separator_lib.DEFAULT_CHUNK_SECONDS,
-      help="separate longer inputs in chunks of this many seconds "
-      "(default %(default)s; 0: whole files)")
-  add("--overlap-seconds", type=_nonnegative_float,
-      default=separator_lib.DEFAULT_OVERLAP_SECONDS,
-      help="overlap of consecutive chunks, crossfaded (default %(default)s)")
-  add("--plot", action="store_true",
-      help="also write <stem>_spectrograms.png")
+  add(
+    "inputs",
+    nargs="+",
+    metavar="FILE_OR_DIR",
+    help="wav/flac/ogg files, or folders of them",
+  )
+  add(
+    "--model",
+    default=None,
+    metavar="DIR",
+    help="model directory: exported (config.json + params.msgpack) or a "
+    "training workdir (default: the shipped pretrained model)",
+  )
+  add(
+    "--output-dir",
+    default="separated",
+    metavar="OUT",
+    help="where <stem>_s1.wav / <stem>_s2.wav go (default: ./separated)",
+  )
+  add(
+    "--chunk-seconds",
+    type=_nonnegative_float,
+    default=separator_lib.DEFAULT_CHUNK_SECONDS,
+    help="separate longer inputs in chunks of this many seconds "
+    "(default %(default)s; 0: whole files)",
+  )
+  add(
+    "--overlap-seconds",
+    type=_nonnegative_float,
+    default=separator_lib.DEFAULT_OVERLAP_SECONDS,
+    help="overlap of consecutive chunks, crossfaded (default %(default)s)",
+  )
+  add("--plot", action="store_true", help="also write <stem>_spectrograms.png")
   add("--no-progress", action="store_true", help="no progress bar")
   return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   chunk = args.chunk_seconds or None
   if chunk is not None and not 0 < args.overlap_seconds < chunk:
-    parser.exit(2, f"error: --overlap-seconds {args.overlap_seconds:g} must "
-                f"be > 0 and < --chunk-seconds {chunk:g}\n")
+    parser.exit(
+      2,
+      f"error: --overlap-seconds {args.overlap_seconds:g} must "
+      f"be > 0 and < --chunk-seconds {chunk:g}\n",
+    )
   try:
     files = collect_inputs(args.inputs)
   except InputError as e:
@@ -331,32 +402,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   # Heavy imports only once the inputs are known to be good.
   from examples.separation import cli  # pylint: disable=import-outside-toplevel
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
   try:
     separator = separator_lib.load_separator(
-        args.model, chunk_seconds=chunk, overlap_seconds=args.overlap_seconds)
+      args.model, chunk_seconds=chunk, overlap_seconds=args.overlap_seconds
+    )
   except separator_lib.ModelError as e:
     parser.exit(2, f"error: --model: {e}\n")
   try:
     output_dir = cli.check_workdir(args.output_dir)
   except ValueError as e:
-    parser.exit(2, "error: " + str(e).replace("--workdir", "--output-dir", 1)
-                + "\n")
+    parser.exit(
+      2, "error: " + str(e).replace("--workdir", "--output-dir", 1) + "\n"
+    )
 
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  bar = tqdm(files, desc="separate", unit="file", dynamic_ncols=True,
-             disable=args.no_progress)
+
+  bar = tqdm(
+    files,
+    desc="separate",
+    unit="file",
+    dynamic_ncols=True,
+    disable=args.no_progress,
+  )
   for path in bar:
     try:
       written = separate_file(separator, path, output_dir, plot=args.plot)
     except KeyboardInterrupt:
       bar.close()
-      print(f"interrupted while separating {path}; its outputs were not "
-            "written", file=sys.stderr)
+      print(
+        f"interrupted while separating {path}; its outputs were not written",
+        file=sys.stderr,
+      )
       return 130
     except Exception as e:  # pylint: disable=broad-except
       bar.close()
-      print(f"error: {path}: {_one_line(e) or type(e).__name__}",
-            file=sys.stderr)
+      print(
+        f"error: {path}: {_one_line(e) or type(e).__name__}", file=sys.stderr
+      )
       return 1
     for out in written:
       bar.write(str(out), file=sys.stdout)

@@ -64,7 +64,8 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,14 +85,14 @@ DEFAULT_OVERLAP_SECONDS = 2.0
 
 _REQUIRED_FIELDS = ("loss", "num_layers", "hidden", "embedding_dim")
 _INFERENCE = {
-    "mi": "mask head",
-    "chimera": "mask head (the embeddings are not used)",
-    "snr": "waveform head (masks applied inside the network)",
-    "dc": "weighted k-means on the embeddings (binary masks)",
-    "wkm": "weighted k-means on the embeddings (binary masks)",
+  "mi": "mask head",
+  "chimera": "mask head (the embeddings are not used)",
+  "snr": "waveform head (masks applied inside the network)",
+  "dc": "weighted k-means on the embeddings (binary masks)",
+  "wkm": "weighted k-means on the embeddings (binary masks)",
 }
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class ModelError(ValueError):
@@ -103,7 +104,7 @@ class ModelError(ValueError):
 # ----------------------------------------------------------------------------
 
 
-def model_dir_kind(path: PathLike) -> Optional[str]:
+def model_dir_kind(path: PathLike) -> str | None:
   """``'exported'``, ``'workdir'`` or None if ``path`` is neither."""
   p = pathlib.Path(path)
   if (p / CONFIG_FILE).is_file() and (p / PARAMS_FILE).is_file():
@@ -127,11 +128,16 @@ def _config_from_fields(fields: dict, source: pathlib.Path) -> configs.Config:
   """A Config from saved fields; unknown fields (older/newer runs) ignored."""
   missing = [k for k in _REQUIRED_FIELDS if k not in fields]
   if missing:
-    raise ModelError(f"{source}: no {', '.join(missing)} (not a separation "
-                     "model configuration)")
+    raise ModelError(
+      f"{source}: no {', '.join(missing)} (not a separation "
+      "model configuration)"
+    )
   known = {f.name for f in dataclasses.fields(configs.Config)}
-  kwargs = {k: tuple(v) if isinstance(v, list) else v
-            for k, v in fields.items() if k in known}
+  kwargs = {
+    k: tuple(v) if isinstance(v, list) else v
+    for k, v in fields.items()
+    if k in known
+  }
   try:
     config = configs.Config(**kwargs)
   except TypeError as e:
@@ -144,9 +150,18 @@ def _config_from_fields(fields: dict, source: pathlib.Path) -> configs.Config:
 def latest_checkpoint(workdir: PathLike) -> pathlib.Path:
   """The orbax item directory of the latest step in ``workdir/checkpoints``."""
   ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-  steps = sorted((int(d.name) for d in ckpt_dir.iterdir()
-                  if d.name.isdigit() and (d / "default").is_dir()),
-                 reverse=True) if ckpt_dir.is_dir() else []
+  steps = (
+    sorted(
+      (
+        int(d.name)
+        for d in ckpt_dir.iterdir()
+        if d.name.isdigit() and (d / "default").is_dir()
+      ),
+      reverse=True,
+    )
+    if ckpt_dir.is_dir()
+    else []
+  )
   if not steps:
     raise ModelError(f"{ckpt_dir}: no finished checkpoint")
   return ckpt_dir / str(steps[0]) / "default"
@@ -158,8 +173,9 @@ def latest_checkpoint(workdir: PathLike) -> pathlib.Path:
 # ----------------------------------------------------------------------------
 
 
-def _load_model(config: configs.Config, model_dir: pathlib.Path,
-                kind: str) -> tuple[Any, Callable]:
+def _load_model(
+  config: configs.Config, model_dir: pathlib.Path, kind: str
+) -> tuple[Any, Callable]:
   """Weights and ``batch_fn(params, mix [B, L]) -> [B, S, L]`` of a model.
 
   Args:
@@ -174,11 +190,15 @@ def _load_model(config: configs.Config, model_dir: pathlib.Path,
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from flax import serialization  # pylint: disable=import-outside-toplevel
+
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
   model = train.create_model(config)
-  abstract = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1, 2048), jnp.float32))["params"])
+  abstract = jax.eval_shape(
+    lambda: model.init(jax.random.key(0), jnp.zeros((1, 2048), jnp.float32))[
+      "params"
+    ]
+  )
   if kind == "exported":
     path = model_dir / PARAMS_FILE
     try:
@@ -187,27 +207,37 @@ def _load_model(config: configs.Config, model_dir: pathlib.Path,
       raise ModelError(f"{path}: unreadable weights ({e})") from None
   else:
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
     path = latest_checkpoint(model_dir)
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = {"params": jax.tree.map(
+    target = {
+      "params": jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-        abstract)}
+        abstract,
+      )
+    }
     restore = ocp.args.PyTreeRestore(
-        target, restore_args=jax.tree.map(
-            lambda _: ocp.ArrayRestoreArgs(sharding=sharding), target),
-        partial_restore=True)  # Only params: no optimizer state needed.
+      target,
+      restore_args=jax.tree.map(
+        lambda _: ocp.ArrayRestoreArgs(sharding=sharding), target
+      ),
+      partial_restore=True,
+    )  # Only params: no optimizer state needed.
     try:
       params = ocp.PyTreeCheckpointer().restore(path, args=restore)["params"]
     except Exception as e:  # pylint: disable=broad-except
       message = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise ModelError(f"{path}: cannot restore the weights ({message})"
-                       ) from None
+      raise ModelError(
+        f"{path}: cannot restore the weights ({message})"
+      ) from None
   shapes = jax.tree.map(lambda x: tuple(np.shape(x)), params)
   expected = jax.tree.map(lambda s: tuple(s.shape), abstract)
   if shapes != expected:
-    raise ModelError(f"{path}: weights do not match the configuration "
-                     f"(loss={config.loss}, num_layers={config.num_layers}, "
-                     f"hidden={config.hidden})")
+    raise ModelError(
+      f"{path}: weights do not match the configuration "
+      f"(loss={config.loss}, num_layers={config.num_layers}, "
+      f"hidden={config.hidden})"
+    )
   params = jax.tree.map(jnp.asarray, params)
   return params, train.make_separate_fn(config)
 
@@ -216,8 +246,10 @@ def _serialize_params(params: Any) -> bytes:
   """``params`` as ``flax.serialization`` msgpack bytes (numpy float32)."""
   import jax  # pylint: disable=import-outside-toplevel
   from flax import serialization  # pylint: disable=import-outside-toplevel
+
   return serialization.msgpack_serialize(
-      jax.tree.map(lambda x: np.asarray(x, np.float32), params))
+    jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+  )
 
 
 # ----------------------------------------------------------------------------
@@ -245,9 +277,11 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     y = soxr.resample(np.ascontiguousarray(x.T), rate_in, rate_out)
     return np.ascontiguousarray(np.asarray(y, np.float32).T)
   from scipy import signal as sps  # pylint: disable=import-outside-toplevel
+
   g = math.gcd(int(rate_in), int(rate_out))
-  return sps.resample_poly(x, rate_out // g, rate_in // g,
-                           axis=-1).astype(np.float32)
+  return sps.resample_poly(x, rate_out // g, rate_in // g, axis=-1).astype(
+    np.float32
+  )
 
 
 def fit_length(x: np.ndarray, length: int) -> np.ndarray:
@@ -258,8 +292,7 @@ def fit_length(x: np.ndarray, length: int) -> np.ndarray:
   return np.pad(x, pad)
 
 
-def to_mono(audio: np.ndarray, channel_axis: Optional[int] = None
-            ) -> np.ndarray:
+def to_mono(audio: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
   """float32 mono ``[L]`` from ``[L]``, ``[C, L]`` or ``[L, C]`` audio.
 
   Integer PCM is scaled to [-1, 1). Channels are averaged; for 2-D input the
@@ -270,20 +303,23 @@ def to_mono(audio: np.ndarray, channel_axis: Optional[int] = None
   if x.dtype.kind in "iu":
     info = np.iinfo(x.dtype)
     x = (x.astype(np.float64) - (info.max + 1 + info.min) / 2) / (
-        (info.max - info.min + 1) / 2)
+      (info.max - info.min + 1) / 2
+    )
   elif x.dtype.kind != "f":
-    raise ValueError(f"audio must be a float or integer array, got "
-                     f"{x.dtype}")
+    raise ValueError(f"audio must be a float or integer array, got {x.dtype}")
   if x.ndim == 2:
     if channel_axis is None:
       if x.shape[0] == x.shape[1]:
-        raise ValueError(f"cannot tell channels from samples in a "
-                         f"{x.shape} array; pass channel_axis")
+        raise ValueError(
+          f"cannot tell channels from samples in a "
+          f"{x.shape} array; pass channel_axis"
+        )
       channel_axis = 0 if x.shape[0] < x.shape[1] else 1
     x = x.mean(axis=channel_axis)
   elif x.ndim != 1:
-    raise ValueError(f"audio must be [L], [C, L] or [L, C], got shape "
-                     f"{x.shape}")
+    raise ValueError(
+      f"audio must be [L], [C, L] or [L, C], got shape {x.shape}"
+    )
   x = np.asarray(x, np.float32)
   if not np.all(np.isfinite(x)):
     raise ValueError("audio contains NaN or infinity")
@@ -323,8 +359,10 @@ def best_alignment(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
   """
   prev = np.asarray(previous, np.float64)
   cur = np.asarray(current, np.float64)
-  norms = np.linalg.norm(prev, axis=-1)[:, None] * np.linalg.norm(
-      cur, axis=-1)[None, :]
+  norms = (
+    np.linalg.norm(prev, axis=-1)[:, None]
+    * np.linalg.norm(cur, axis=-1)[None, :]
+  )
   corr = (prev @ cur.T) / np.maximum(norms, 1e-12)  # [S_prev, S_cur]
   num = corr.shape[0]
   best, best_score = np.arange(num), -np.inf
@@ -335,9 +373,12 @@ def best_alignment(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
   return best
 
 
-def separate_in_chunks(separate_fn: Callable[[np.ndarray], np.ndarray],
-                       mix: np.ndarray, chunk: Optional[int],
-                       overlap: int) -> np.ndarray:
+def separate_in_chunks(
+  separate_fn: Callable[[np.ndarray], np.ndarray],
+  mix: np.ndarray,
+  chunk: int | None,
+  overlap: int,
+) -> np.ndarray:
   """Separates ``mix [L]`` chunk by chunk (see the module docstring).
 
   Args:
@@ -365,8 +406,9 @@ def separate_in_chunks(separate_fn: Callable[[np.ndarray], np.ndarray],
       ov = prev_end - start
       est = est[best_alignment(out[:, start:prev_end], est[:, :ov])]
       fade = ((np.arange(ov) + 0.5) / ov).astype(np.float32)
-      out[:, start:prev_end] = (out[:, start:prev_end] * (1 - fade)
-                                + est[:, :ov] * fade)
+      out[:, start:prev_end] = (
+        out[:, start:prev_end] * (1 - fade) + est[:, :ov] * fade
+      )
       out[:, prev_end:end] = est[:, ov:]
     prev_end = end
   return out
@@ -394,11 +436,17 @@ class Separator:
   sample_rate: int = SAMPLE_RATE
   num_sources: int = NUM_SOURCES
 
-  def __init__(self, config: configs.Config, params: Any,
-               batch_fn: Callable, *, path: Optional[PathLike] = None,
-               info: Optional[dict] = None,
-               chunk_seconds: Optional[float] = DEFAULT_CHUNK_SECONDS,
-               overlap_seconds: float = DEFAULT_OVERLAP_SECONDS):
+  def __init__(
+    self,
+    config: configs.Config,
+    params: Any,
+    batch_fn: Callable,
+    *,
+    path: PathLike | None = None,
+    info: dict | None = None,
+    chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+  ):
     """Wraps loaded weights; use :func:`load_separator` instead.
 
     Args:
@@ -418,14 +466,16 @@ class Separator:
     self.overlap_seconds = overlap_seconds
     self._check_chunking(chunk_seconds, overlap_seconds)
     self._separate_one = evaluation.utterance_fn(
-        lambda mix: batch_fn(params, mix))
+      lambda mix: batch_fn(params, mix)
+    )
 
   @staticmethod
   def _check_chunking(chunk_seconds, overlap_seconds) -> None:
-    if chunk_seconds is not None and not (
-        0 < overlap_seconds < chunk_seconds):
-      raise ValueError(f"need 0 < overlap_seconds ({overlap_seconds}) < "
-                       f"chunk_seconds ({chunk_seconds})")
+    if chunk_seconds is not None and not (0 < overlap_seconds < chunk_seconds):
+      raise ValueError(
+        f"need 0 < overlap_seconds ({overlap_seconds}) < "
+        f"chunk_seconds ({chunk_seconds})"
+      )
 
   @property
   def inference(self) -> str:
@@ -435,20 +485,28 @@ class Separator:
   def describe(self) -> dict:
     """A JSON-able description (path, recipe, size, training results)."""
     return {
-        "path": None if self.path is None else str(self.path),
-        "loss": self.config.loss, "clip": self.config.clip,
-        "p": self.config.p, "num_layers": self.config.num_layers,
-        "hidden": self.config.hidden, "preset": self.config.preset,
-        "trained_on": self.config.data, "inference": self.inference,
-        "sample_rate": self.sample_rate,
-        "chunk_seconds": self.chunk_seconds,
-        "overlap_seconds": self.overlap_seconds,
-        **{k: v for k, v in self.info.items() if k != "config"},
+      "path": None if self.path is None else str(self.path),
+      "loss": self.config.loss,
+      "clip": self.config.clip,
+      "p": self.config.p,
+      "num_layers": self.config.num_layers,
+      "hidden": self.config.hidden,
+      "preset": self.config.preset,
+      "trained_on": self.config.data,
+      "inference": self.inference,
+      "sample_rate": self.sample_rate,
+      "chunk_seconds": self.chunk_seconds,
+      "overlap_seconds": self.overlap_seconds,
+      **{k: v for k, v in self.info.items() if k != "config"},
     }
 
-  def separate_8k(self, mix: np.ndarray, *,
-                  chunk_seconds: Optional[float] = ...,
-                  overlap_seconds: Optional[float] = None) -> np.ndarray:
+  def separate_8k(
+    self,
+    mix: np.ndarray,
+    *,
+    chunk_seconds: float | None = ...,
+    overlap_seconds: float | None = None,
+  ) -> np.ndarray:
     """Separates a mono 8 kHz mixture ``[L]`` into float32 ``[S, L]``.
 
     Args:
@@ -458,8 +516,9 @@ class Separator:
       overlap_seconds: overrides ``self.overlap_seconds`` when given.
     """
     chunk_s = self.chunk_seconds if chunk_seconds is ... else chunk_seconds
-    overlap_s = (self.overlap_seconds if overlap_seconds is None
-                 else overlap_seconds)
+    overlap_s = (
+      self.overlap_seconds if overlap_seconds is None else overlap_seconds
+    )
     self._check_chunking(chunk_s, overlap_s)
     chunk = None if chunk_s is None else int(round(chunk_s * SAMPLE_RATE))
     overlap = int(round(overlap_s * SAMPLE_RATE))
@@ -468,8 +527,13 @@ class Separator:
       return np.zeros((self.num_sources, 0), np.float32)
     return separate_in_chunks(self._separate_one, mix, chunk, overlap)
 
-  def __call__(self, mix: np.ndarray, sample_rate: int, *,
-               channel_axis: Optional[int] = None) -> np.ndarray:
+  def __call__(
+    self,
+    mix: np.ndarray,
+    sample_rate: int,
+    *,
+    channel_axis: int | None = None,
+  ) -> np.ndarray:
     """Separates ``mix`` into float32 ``[2, L]`` at ``sample_rate``.
 
     Args:
@@ -484,29 +548,35 @@ class Separator:
       (band-limited to 4 kHz by the 8 kHz model), in an arbitrary order.
     """
     if int(sample_rate) != sample_rate or sample_rate <= 0:
-      raise ValueError(f"sample_rate must be a positive integer, got "
-                       f"{sample_rate!r}")
+      raise ValueError(
+        f"sample_rate must be a positive integer, got {sample_rate!r}"
+      )
     sample_rate = int(sample_rate)
     audio = to_mono(mix, channel_axis)
     estimates = self.separate_8k(resample(audio, sample_rate, SAMPLE_RATE))
-    return fit_length(resample(estimates, SAMPLE_RATE, sample_rate),
-                      audio.shape[-1])
+    return fit_length(
+      resample(estimates, SAMPLE_RATE, sample_rate), audio.shape[-1]
+    )
 
-  def separate_file(self, path: PathLike, output_dir: PathLike, *,
-                    plot: bool = False) -> list[pathlib.Path]:
+  def separate_file(
+    self, path: PathLike, output_dir: PathLike, *, plot: bool = False
+  ) -> list[pathlib.Path]:
     """Writes ``output_dir/<stem>_s1.wav`` and ``_s2.wav`` for an audio file.
 
     See ``separate.separate_file`` (same sample rate and length as the
     input; optional spectrogram PNG).
     """
     from examples.separation import separate  # pylint: disable=import-outside-toplevel
+
     return separate.separate_file(self, path, output_dir, plot=plot)
 
 
-def load_separator(path: Optional[PathLike] = None, *,
-                   chunk_seconds: Optional[float] = DEFAULT_CHUNK_SECONDS,
-                   overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
-                   ) -> Separator:
+def load_separator(
+  path: PathLike | None = None,
+  *,
+  chunk_seconds: float | None = DEFAULT_CHUNK_SECONDS,
+  overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+) -> Separator:
   """Loads a model directory (see the module docstring) as a Separator.
 
   Args:
@@ -523,52 +593,71 @@ def load_separator(path: Optional[PathLike] = None, *,
     model_dir = DEFAULT_MODEL
     if model_dir_kind(model_dir) is None:
       raise ModelError(
-          f"no pretrained model in {model_dir} (not shipped in this "
-          "checkout); pass a model directory (--model DIR): a training "
-          "workdir or a directory written by export_model")
+        f"no pretrained model in {model_dir} (not shipped in this "
+        "checkout); pass a model directory (--model DIR): a training "
+        "workdir or a directory written by export_model"
+      )
   else:
     model_dir = pathlib.Path(path)
     if not model_dir.exists():
       raise ModelError(f"{model_dir}: no such model directory")
     if not model_dir.is_dir():
-      raise ModelError(f"{model_dir} is not a directory (a model directory "
-                       f"holds {CONFIG_FILE} + {PARAMS_FILE}, or is a "
-                       "training workdir)")
+      raise ModelError(
+        f"{model_dir} is not a directory (a model directory "
+        f"holds {CONFIG_FILE} + {PARAMS_FILE}, or is a "
+        "training workdir)"
+      )
   kind = model_dir_kind(model_dir)
   if kind is None:
     raise ModelError(
-        f"{model_dir} is not a model directory (expected {CONFIG_FILE} and "
-        f"{PARAMS_FILE}, or a training workdir with results.json and "
-        "checkpoints/)")
+      f"{model_dir} is not a model directory (expected {CONFIG_FILE} and "
+      f"{PARAMS_FILE}, or a training workdir with results.json and "
+      "checkpoints/)"
+    )
   if kind == "exported":
     meta = _read_json(model_dir / CONFIG_FILE)
     if meta.get("format") != FORMAT_NAME:
-      raise ModelError(f"{model_dir / CONFIG_FILE}: not a {FORMAT_NAME} "
-                       "file")
+      raise ModelError(f"{model_dir / CONFIG_FILE}: not a {FORMAT_NAME} file")
     if meta.get("version", 0) > FORMAT_VERSION:
-      raise ModelError(f"{model_dir / CONFIG_FILE}: format version "
-                       f"{meta.get('version')} is newer than this code "
-                       f"({FORMAT_VERSION})")
-    config = _config_from_fields(meta.get("config", {}),
-                                 model_dir / CONFIG_FILE)
+      raise ModelError(
+        f"{model_dir / CONFIG_FILE}: format version "
+        f"{meta.get('version')} is newer than this code "
+        f"({FORMAT_VERSION})"
+      )
+    config = _config_from_fields(
+      meta.get("config", {}), model_dir / CONFIG_FILE
+    )
     info = dict(meta.get("training", {}))
   else:
     results = _read_json(model_dir / "results.json")
     config = _config_from_fields(results, model_dir / "results.json")
     info = {k: results[k] for k in _TRAINING_KEYS if k in results}
   params, batch_fn = _load_model(config, model_dir, kind)
-  return Separator(config, params, batch_fn, path=model_dir, info=info,
-                   chunk_seconds=chunk_seconds,
-                   overlap_seconds=overlap_seconds)
+  return Separator(
+    config,
+    params,
+    batch_fn,
+    path=model_dir,
+    info=info,
+    chunk_seconds=chunk_seconds,
+    overlap_seconds=overlap_seconds,
+  )
 
 
-_TRAINING_KEYS = ("steps_done", "test_si_sdr_db", "test_si_sdri_db",
-                  "val_si_sdri_db", "num_test_utterances",
-                  "train_seconds_this_run", "devices")
+_TRAINING_KEYS = (
+  "steps_done",
+  "test_si_sdr_db",
+  "test_si_sdri_db",
+  "val_si_sdri_db",
+  "num_test_utterances",
+  "train_seconds_this_run",
+  "devices",
+)
 
 
-def export_model(workdir: PathLike, out_dir: PathLike, *,
-                 note: Optional[str] = None) -> pathlib.Path:
+def export_model(
+  workdir: PathLike, out_dir: PathLike, *, note: str | None = None
+) -> pathlib.Path:
   """Writes a compact model directory from a training workdir.
 
   ``out_dir/config.json`` (format, the configuration without ``data_root``,
@@ -590,23 +679,34 @@ def export_model(workdir: PathLike, out_dir: PathLike, *,
       non-empty directory that is not an exported model.
   """
   out = pathlib.Path(out_dir)
-  if (out.exists() and (not out.is_dir() or (
-      any(out.iterdir()) and model_dir_kind(out) != "exported"))):
-    raise ModelError(f"{out} exists and is not an exported model; refusing "
-                     "to write into it")
+  if out.exists() and (
+    not out.is_dir()
+    or (any(out.iterdir()) and model_dir_kind(out) != "exported")
+  ):
+    raise ModelError(
+      f"{out} exists and is not an exported model; refusing to write into it"
+    )
   separator = load_separator(workdir, chunk_seconds=None)
   fields = dataclasses.asdict(separator.config)
   fields["data_root"] = None  # A local path; meaningless elsewhere.
-  training = {**separator.info,
-              "source": pathlib.Path(workdir).resolve().name,
-              "exported": datetime.datetime.now(
-                  datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+  training = {
+    **separator.info,
+    "source": pathlib.Path(workdir).resolve().name,
+    "exported": datetime.datetime.now(datetime.UTC).strftime(
+      "%Y-%m-%dT%H:%M:%SZ"
+    ),
+  }
   if note:
     training["note"] = note
-  meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-          "sample_rate": SAMPLE_RATE, "num_sources": NUM_SOURCES,
-          "inference": separator.inference, "config": fields,
-          "training": training}
+  meta = {
+    "format": FORMAT_NAME,
+    "version": FORMAT_VERSION,
+    "sample_rate": SAMPLE_RATE,
+    "num_sources": NUM_SOURCES,
+    "inference": separator.inference,
+    "config": fields,
+    "training": training,
+  }
   out.mkdir(parents=True, exist_ok=True)
   tmp, final = evaluation.atomic_path(out / PARAMS_FILE)
   try:
@@ -618,21 +718,26 @@ def export_model(workdir: PathLike, out_dir: PathLike, *,
   return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   """``python -m examples.separation.separator WORKDIR OUT_DIR``: export."""
   import argparse  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel
+
   parser = argparse.ArgumentParser(
-      prog="python -m examples.separation.separator",
-      description="Export a training workdir as a compact model directory "
-      f"({CONFIG_FILE} + {PARAMS_FILE}) for separate / evaluate / "
-      "load_separator.")
-  parser.add_argument("workdir", help="training workdir (results.json and "
-                      "checkpoints/)")
+    prog="python -m examples.separation.separator",
+    description="Export a training workdir as a compact model directory "
+    f"({CONFIG_FILE} + {PARAMS_FILE}) for separate / evaluate / "
+    "load_separator.",
+  )
+  parser.add_argument(
+    "workdir", help="training workdir (results.json and checkpoints/)"
+  )
   parser.add_argument("out_dir", help="model directory to write")
-  parser.add_argument("--note", default=None,
-                      help="free text stored in config.json (e.g. the "
-                      "training command)")
+  parser.add_argument(
+    "--note",
+    default=None,
+    help="free text stored in config.json (e.g. the training command)",
+  )
   args = parser.parse_args(argv)
   try:
     out = export_model(args.workdir, args.out_dir, note=args.note)

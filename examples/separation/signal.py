@@ -75,7 +75,7 @@ def sqrt_hann_window(length: int = WINDOW_LENGTH) -> np.ndarray:
 def num_frames(length: int) -> int:
   """Number of STFT frames of an ``L``-sample signal: ``1 + ceil(L / 64)``."""
   if length < 0:
-    raise ValueError(f'length must be non-negative, got {length}.')
+    raise ValueError(f"length must be non-negative, got {length}.")
   return 1 + math.ceil(length / HOP_LENGTH)
 
 
@@ -86,7 +86,7 @@ def frames_to_samples(n_frames: int) -> int:
   training chunk is 25536 samples.
   """
   if n_frames < 1:
-    raise ValueError(f'n_frames must be >= 1, got {n_frames}.')
+    raise ValueError(f"n_frames must be >= 1, got {n_frames}.")
   return HOP_LENGTH * (n_frames - 1)
 
 
@@ -96,9 +96,9 @@ def _window_sum_inverse(n_frames: int, length: int) -> np.ndarray:
   total = HOP_LENGTH * (n_frames - 1) + WINDOW_LENGTH
   wsum = np.zeros(total, np.float64)
   for t in range(n_frames):
-    wsum[t * HOP_LENGTH:t * HOP_LENGTH + WINDOW_LENGTH] += win_sq
-  wsum = wsum[_PAD:_PAD + length]
-  assert np.all(wsum > 1e-3), 'window overlap-add sum vanishes'
+    wsum[t * HOP_LENGTH : t * HOP_LENGTH + WINDOW_LENGTH] += win_sq
+  wsum = wsum[_PAD : _PAD + length]
+  assert np.all(wsum > 1e-3), "window overlap-add sum vanishes"
   return (1.0 / wsum).astype(np.float32)
 
 
@@ -108,7 +108,7 @@ def _frame(x: jax.Array, n_frames: int) -> jax.Array:
   Uses block reshapes and slices (no gather), which is cheap to differentiate.
   """
   blocks = x.reshape(*x.shape[:-1], n_frames + _OVERLAP - 1, HOP_LENGTH)
-  parts = [blocks[..., k:k + n_frames, :] for k in range(_OVERLAP)]
+  parts = [blocks[..., k : k + n_frames, :] for k in range(_OVERLAP)]
   frames = jnp.stack(parts, axis=-2)  # [..., n, 4, 64]
   return frames.reshape(*x.shape[:-1], n_frames, WINDOW_LENGTH)
 
@@ -160,22 +160,22 @@ def istft(X: jax.Array, length: int | None = None) -> jax.Array:
   """
   n_frames = X.shape[-2]
   if X.shape[-1] != NUM_BINS:
-    raise ValueError(f'expected {NUM_BINS} bins, got shape {X.shape}.')
+    raise ValueError(f"expected {NUM_BINS} bins, got shape {X.shape}.")
   if length is None:
     length = frames_to_samples(n_frames)
   max_length = HOP_LENGTH * (n_frames - 1) + WINDOW_LENGTH - _PAD
   if length > max_length:
-    raise ValueError(f'length {length} too long for {n_frames} frames.')
+    raise ValueError(f"length {length} too long for {n_frames} frames.")
   frames = jnp.fft.irfft(X, n=WINDOW_LENGTH, axis=-1).astype(jnp.float32)
   frames = frames * jnp.asarray(sqrt_hann_window())
-  y = _overlap_add(frames)[..., _PAD:_PAD + length]
+  y = _overlap_add(frames)[..., _PAD : _PAD + length]
   return y * jnp.asarray(_window_sum_inverse(n_frames, length))
 
 
 def magnitude(X: jax.Array, eps: float = 0.0) -> jax.Array:
   """``sqrt(|X|^2 + eps^2)``: magnitude, finite gradient at 0 when eps > 0."""
   power = jnp.real(X) ** 2 + jnp.imag(X) ** 2
-  return jnp.sqrt(power + eps ** 2)
+  return jnp.sqrt(power + eps**2)
 
 
 def log_magnitude(X: jax.Array, eps: float = 1e-5) -> jax.Array:
@@ -193,4 +193,4 @@ def log_magnitude(X: jax.Array, eps: float = 1e-5) -> jax.Array:
     float32 ``[..., T, F]``.
   """
   power = jnp.real(X) ** 2 + jnp.imag(X) ** 2
-  return 0.5 * jnp.log(power + eps ** 2)
+  return 0.5 * jnp.log(power + eps**2)

@@ -19,33 +19,39 @@ Command line: ``python -m examples.separation.train --help``.
 
 import dataclasses
 import json
-import os
 import pathlib
 import time
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax.training import train_state
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import autoclip_optax
 from examples.separation import configs
 from examples.separation import data as data_lib
+from examples.separation import evaluation
 from examples.separation import inference
+from examples.separation import input_pipeline
 from examples.separation import losses
-from examples.separation import metrics as metrics_lib
 from examples.separation import models
 from examples.separation import optimizer as optimizer_lib
 from examples.separation import signal
 
-HEADS = {"mi": "mi", "dc": "dc", "wkm": "dc", "chimera": "chimera",
-         "snr": "snr"}
+HEADS = {
+  "mi": "mi",
+  "dc": "dc",
+  "wkm": "dc",
+  "chimera": "chimera",
+  "snr": "snr",
+}
 
 
 class TrainingError(RuntimeError):
@@ -63,8 +69,12 @@ class TrainState(train_state.TrainState):
 
 def create_model(config: configs.Config) -> models.Separator:
   return models.Separator(
-      num_layers=config.num_layers, hidden=config.hidden,
-      head=HEADS[config.loss], embedding_dim=config.embedding_dim)
+    num_layers=config.num_layers,
+    hidden=config.hidden,
+    head=HEADS[config.loss],
+    embedding_dim=config.embedding_dim,
+    embedding_init_scale=config.embedding_init_scale,
+  )
 
 
 def make_clipper(config: configs.Config) -> optax.GradientTransformation:
@@ -72,8 +82,8 @@ def make_clipper(config: configs.Config) -> optax.GradientTransformation:
     # p is a traced hyperparameter: runs that differ only in p (the sweep)
     # share one compiled train step, and p can be changed mid-training.
     return optax.inject_hyperparams(
-        autoclip_optax.autoclip, static_args=("history_size",))(
-            p=config.p, history_size=config.history_size)
+      autoclip_optax.autoclip, static_args=("history_size",)
+    )(p=config.p, history_size=config.history_size)
   if config.clip == "fixed":
     return optax.clip_by_global_norm(config.max_norm)
   return optax.identity()
@@ -86,23 +96,34 @@ def make_optimizer(config: configs.Config) -> optax.GradientTransformation:
 
 def make_dataset(config: configs.Config, split: str):
   """The configured dataset for ``split`` (validated up front)."""
-  num = {"train": None, "validation": config.num_val_examples,
-         "test": config.num_test_examples}[split]
+  num = {
+    "train": None,
+    "validation": config.num_val_examples,
+    "test": config.num_test_examples,
+  }[split]
   if config.data != "synthetic" and config.max_eval_examples is not None:
     num = config.max_eval_examples if split != "train" else None
-  classes = (("speech", "environmental") if config.environmental
-             else ("speech", "speech"))
+  classes = (
+    ("speech", "environmental")
+    if config.environmental
+    else ("speech", "speech")
+  )
   if config.reweight == "class":
     # Class biasing needs both kinds of mixture in a batch: the second
     # source is speech or environmental (probability 1/2).
     classes = ("speech", "any")
-  synthetic = data_lib.SyntheticConfig(source_classes=classes,
-                                       pairing=config.pairing)
+  synthetic = data_lib.SyntheticConfig(
+    source_classes=classes, pairing=config.pairing
+  )
   return data_lib.make_dataset(
-      config.data, config.data_root, split, seed=config.seed,
-      chunk_samples=signal.frames_to_samples(config.chunk_frames),
-      num_examples=num if config.data == "synthetic" or num else None,
-      synthetic=synthetic)
+    config.data,
+    config.data_root,
+    split,
+    seed=config.seed,
+    chunk_samples=signal.frames_to_samples(config.chunk_frames),
+    num_examples=num if config.data == "synthetic" or num else None,
+    synthetic=synthetic,
+  )
 
 
 def train_batch(dataset, config: configs.Config, step: int) -> dict:
@@ -119,8 +140,9 @@ def train_batch(dataset, config: configs.Config, step: int) -> dict:
 # ----------------------------------------------------------------------------
 
 
-def per_example_loss(outputs: dict, batch: dict,
-                     config: configs.Config) -> jax.Array:
+def per_example_loss(
+  outputs: dict, batch: dict, config: configs.Config
+) -> jax.Array:
   """The configured objective, one value per example ``[B]``."""
   if config.loss == "snr":
     return losses.snr_loss(outputs["waveforms"], batch["sources"])
@@ -135,18 +157,27 @@ def per_example_loss(outputs: dict, batch: dict,
   if config.loss == "mi":
     return losses.mask_inference_loss(outputs["masks"], mix_mag, targets)
   if config.loss == "dc":
-    return losses.deep_clustering_loss(outputs["embedding"], assignments,
-                                       weights)
+    return losses.deep_clustering_loss(
+      outputs["embedding"], assignments, weights
+    )
   if config.loss == "wkm":
-    return losses.whitened_kmeans_loss(outputs["embedding"], assignments,
-                                       weights)
-  return losses.chimera_loss(outputs["masks"], outputs["embedding"], mix_mag,
-                             targets, assignments, weights,
-                             alpha=config.chimera_alpha)
+    return losses.whitened_kmeans_loss(
+      outputs["embedding"], assignments, weights
+    )
+  return losses.chimera_loss(
+    outputs["masks"],
+    outputs["embedding"],
+    mix_mag,
+    targets,
+    assignments,
+    weights,
+    alpha=config.chimera_alpha,
+  )
 
 
-def batch_loss(per_example: jax.Array, batch: dict, step: jax.Array,
-               config: configs.Config) -> jax.Array:
+def batch_loss(
+  per_example: jax.Array, batch: dict, step: jax.Array, config: configs.Config
+) -> jax.Array:
   """Batch mean, or its softmax-reweighted replacement (``--reweight``)."""
   return optimizer_lib.reduce_batch(per_example, batch, step, config)
 
@@ -159,28 +190,35 @@ def batch_loss(per_example: jax.Array, batch: dict, step: jax.Array,
 def create_train_state(config: configs.Config, rng: jax.Array) -> TrainState:
   model = create_model(config)
   length = signal.frames_to_samples(config.chunk_frames)
-  params = model.init(rng, jnp.zeros((1, length), jnp.float32))["params"]
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=make_optimizer(config))
+  # Jitted: one compile instead of op-by-op dispatch of the whole init.
+  params = jax.jit(model.init)(rng, jnp.zeros((1, length), jnp.float32))[
+    "params"
+  ]
+  return TrainState.create(
+    apply_fn=model.apply, params=params, tx=make_optimizer(config)
+  )
 
 
-def optimizer_logs(opt_state: Any, grads: Any,
-                   config: configs.Config) -> dict:
+def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
   """Grad norm, clip threshold and clip flag, read inside jit."""
   if config.clip == "autoclip":
     return {
-        "grad_norm": optax.tree.get(opt_state, "grad_norm"),
-        "threshold": optax.tree.get(opt_state, "threshold"),
-        "clipped": optax.tree.get(opt_state, "clipped"),
-        "clip_fraction": autoclip_optax.clip_fraction(opt_state),
+      "grad_norm": optax.tree.get(opt_state, "grad_norm"),
+      "threshold": optax.tree.get(opt_state, "threshold"),
+      "clipped": optax.tree.get(opt_state, "clipped"),
+      "clip_fraction": autoclip_optax.clip_fraction(opt_state),
     }
   norm = optax.tree.norm(grads)
   if config.clip == "fixed":
     threshold = jnp.asarray(config.max_norm, jnp.float32)
   else:
     threshold = jnp.asarray(jnp.inf, jnp.float32)
-  return {"grad_norm": norm, "threshold": threshold,
-          "clipped": norm > threshold, "clip_fraction": jnp.float32(jnp.nan)}
+  return {
+    "grad_norm": norm,
+    "threshold": threshold,
+    "clipped": norm > threshold,
+    "clip_fraction": jnp.float32(jnp.nan),
+  }
 
 
 def make_train_step(config: configs.Config) -> Callable:
@@ -192,33 +230,45 @@ def make_train_step(config: configs.Config) -> Callable:
       per_example = per_example_loss(outputs, batch, config)
       return batch_loss(per_example, batch, state.step, config), per_example
 
-    (loss, per_example), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
+    (loss, per_example), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params
+    )
     # Like TrainState.apply_gradients, plus the extra arguments (the loss)
     # that plateau schedulers read.
     updates, opt_state = state.tx.update(
-        grads, state.opt_state, state.params,
-        **optimizer_lib.extra_args(per_example.mean(), config))
+      grads,
+      state.opt_state,
+      state.params,
+      **optimizer_lib.extra_args(per_example.mean(), config),
+    )
     new_state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state)
-    logs = {"loss": loss, "mean_loss": per_example.mean(),
-            **optimizer_logs(opt_state, grads, config),
-            **optimizer_lib.schedule_logs(opt_state)}
+      step=state.step + 1,
+      params=optax.apply_updates(state.params, updates),
+      opt_state=opt_state,
+    )
+    logs = {
+      "loss": loss,
+      "mean_loss": per_example.mean(),
+      **optimizer_logs(opt_state, grads, config),
+      **optimizer_lib.schedule_logs(opt_state),
+    }
     return new_state, logs
 
   return step
 
 
-def make_mesh(num_devices: Optional[int] = None) -> Mesh:
+def make_mesh(num_devices: int | None = None) -> Mesh:
   devices = jax.devices()[:num_devices] if num_devices else jax.devices()
   return Mesh(np.array(devices), ("data",))
 
 
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
   sharding = NamedSharding(mesh, P("data"))
-  return {k: jax.device_put(np.asarray(v), sharding)
-          for k, v in batch.items() if k in ("mix", "sources", "classes")}
+  return {
+    k: jax.device_put(np.asarray(v), sharding)
+    for k, v in batch.items()
+    if k in ("mix", "sources", "classes")
+  }
 
 
 # ----------------------------------------------------------------------------
@@ -237,52 +287,53 @@ def make_separate_fn(config: configs.Config) -> Callable:
   return separate
 
 
-def evaluate(params: Any, dataset, config: configs.Config,
-             separate: Optional[Callable] = None,
-             keep: int = 0) -> tuple[dict, list]:
-  """Mean SI-SDR / SI-SDRi over ``dataset.examples()`` (whole utterances).
+def evaluate(
+  params: Any,
+  dataset,
+  config: configs.Config,
+  separate: Callable | None = None,
+  keep: int = 0,
+  *,
+  sdr: bool = False,
+  extra_metrics=(),
+  per_utterance_csv: pathlib.Path | None = None,
+) -> tuple[dict, list]:
+  """Metrics over ``dataset.examples()`` (whole utterances).
 
-  Returns the summary dict and, for the first ``keep`` utterances, tuples
-  ``(name, mix, estimates, references)`` for listening.
+  The same code path as ``python -m examples.separation.evaluate``
+  (:func:`evaluation.evaluate_dataset`): SI-SDR(i) always, BSS-Eval SDR(i)
+  with ``sdr=True`` (slower: the final test, not validation).
+
+  Returns the summary dict (plus ``si_sdri_per_utterance_db``) and, for the
+  first ``keep`` utterances, tuples ``(name, mix, estimates, references)``.
   """
   separate = separate or make_separate_fn(config)
-  si_sdr, si_sdri, kept = [], [], []
-  for ex in dataset.examples():
-    mix = np.asarray(ex["mix"], np.float32)
-    # Pad to a multiple of the hop so few distinct shapes get compiled.
-    length = mix.shape[-1]
-    padded = int(-(-length // 2048) * 2048)
-    mix_in = np.zeros((1, padded), np.float32)
-    mix_in[0, :length] = mix
-    estimates = np.asarray(separate(params, jnp.asarray(mix_in)))[0, :,
-                                                                  :length]
-    if not np.all(np.isfinite(estimates)):
-      raise TrainingError(
-          f"non-finite separated signal for utterance {ex.get('name')}")
-    result = metrics_lib.separation_metrics(estimates, ex["sources"], mix)
-    si_sdr.append(float(np.mean(result["si_sdr"])))
-    si_sdri.append(float(np.mean(result["si_sdri"])))
-    if len(kept) < keep:
-      kept.append((ex.get("name", f"utt{len(kept)}"), mix,
-                   estimates[result["permutation"]], ex["sources"]))
-  return {"si_sdr_db": float(np.mean(si_sdr)),
-          "si_sdri_db": float(np.mean(si_sdri)),
-          "si_sdri_per_utterance_db": si_sdri,
-          "num_utterances": len(si_sdri)}, kept
+  fn = evaluation.utterance_fn(lambda mix: separate(params, jnp.asarray(mix)))
+  try:
+    result = evaluation.evaluate_dataset(
+      fn, dataset, sdr=sdr, extra_metrics=extra_metrics, keep=keep
+    )
+  except evaluation.NonFiniteOutputError as e:
+    raise TrainingError(str(e)) from None
+  if per_utterance_csv is not None:
+    evaluation.write_csv(result.rows, per_utterance_csv)
+  return (
+    {**result.summary, "si_sdri_per_utterance_db": result.column("si_sdri_db")},
+    result.examples,
+  )
 
 
-def write_wavs(kept: list, directory: pathlib.Path, sample_rate: int) -> None:
-  import soundfile as sf  # pylint: disable=import-outside-toplevel
-  directory.mkdir(parents=True, exist_ok=True)
-  for name, mix, estimates, references in kept:
-    stem = str(name).replace(os.sep, "_")
-    peak = max(np.max(np.abs(mix)), 1e-9)
-    sf.write(directory / f"{stem}_mix.wav", mix / peak * 0.9, sample_rate)
-    for j in range(len(estimates)):
-      est = estimates[j] / max(np.max(np.abs(estimates[j])), 1e-9) * 0.9
-      sf.write(directory / f"{stem}_s{j + 1}_estimate.wav", est, sample_rate)
-      ref = references[j] / peak * 0.9
-      sf.write(directory / f"{stem}_s{j + 1}_reference.wav", ref, sample_rate)
+class CachedExamples:
+  """A dataset's fixed evaluation utterances, loaded once and kept in memory."""
+
+  def __init__(self, dataset):
+    self.name = getattr(dataset, "name", "dataset")
+    self.split = getattr(dataset, "split", None)
+    self.sample_rate = dataset.sample_rate
+    self._examples = list(dataset.examples())
+
+  def examples(self):
+    return iter(self._examples)
 
 
 # ----------------------------------------------------------------------------
@@ -304,8 +355,11 @@ def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
   """Drops log lines past ``last_step`` (written after the last checkpoint)."""
   if not path.exists():
     return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line)["step"] <= last_step]
+  kept = [
+    line
+    for line in path.read_text().splitlines()
+    if line.strip() and json.loads(line)["step"] <= last_step
+  ]
   path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -314,14 +368,22 @@ def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   except ImportError:  # pragma: no cover
     return None
-  return tqdm(total=total, initial=initial, disable=not enabled,
-              dynamic_ncols=True, desc="train")
+  return tqdm(
+    total=total,
+    initial=initial,
+    disable=not enabled,
+    dynamic_ncols=True,
+    desc="train",
+  )
 
 
-def train_and_evaluate(config: configs.Config, workdir: str,
-                       resume: bool = False,
-                       num_devices: Optional[int] = None,
-                       step_callback: Optional[Callable] = None) -> dict:
+def train_and_evaluate(
+  config: configs.Config,
+  workdir: str,
+  resume: bool = False,
+  num_devices: int | None = None,
+  step_callback: Callable | None = None,
+) -> dict:
   """Trains, validates, checkpoints and tests; returns ``results.json``'s dict.
 
   Args:
@@ -337,11 +399,13 @@ def train_and_evaluate(config: configs.Config, workdir: str,
   mesh = make_mesh(num_devices)
   if config.batch_size % mesh.size:
     raise ValueError(
-        f"batch_size={config.batch_size} must be a multiple of the number of "
-        f"devices ({mesh.size}); change --batch-size or set "
-        "CUDA_VISIBLE_DEVICES / XLA_FLAGS")
+      f"batch_size={config.batch_size} must be a multiple of the number of "
+      f"devices ({mesh.size}); change --batch-size or set "
+      "CUDA_VISIBLE_DEVICES / XLA_FLAGS"
+    )
   train_ds = make_dataset(config, "train")
-  val_ds = make_dataset(config, "validation")
+  # The validation set is read (or generated) once, not at every evaluation.
+  val_ds = CachedExamples(make_dataset(config, "validation"))
   test_ds = make_dataset(config, "test")
 
   replicated = NamedSharding(mesh, P())
@@ -349,8 +413,8 @@ def train_and_evaluate(config: configs.Config, workdir: str,
   state = jax.device_put(state, replicated)
   ckpt_dir = (workdir_path / "checkpoints").absolute()
   manager = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2,
-                                                     create=True))
+    ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+  )
   metrics_path = workdir_path / "metrics.jsonl"
   start = 0
   if resume and manager.latest_step() is not None:
@@ -361,24 +425,35 @@ def train_and_evaluate(config: configs.Config, workdir: str,
   elif metrics_path.exists():
     metrics_path.unlink()
   # A run that the schedule already stopped does not train on when resumed.
-  stopped = bool(np.asarray(
-      optimizer_lib.schedule_logs(state.opt_state)["stop"]))
+  stopped = bool(
+    np.asarray(optimizer_lib.schedule_logs(state.opt_state)["stop"])
+  )
 
   step_fn = jax.jit(make_train_step(config), donate_argnums=0)
   separate = make_separate_fn(config)
   bar = _progress(config.steps, start, config.progress)
   t0 = time.time()
   val_summary = None
-  with open(metrics_path, "a", encoding="utf-8") as log_file:
-    for step in range(start, start if stopped else config.steps):
-      batch = shard_batch(train_batch(train_ds, config, step), mesh)
+
+  def load(step: int) -> dict:
+    # Runs in a background thread, ``prefetch`` steps ahead of the loop.
+    return shard_batch(train_batch(train_ds, config, step), mesh)
+
+  with (
+    open(metrics_path, "a", encoding="utf-8") as log_file,
+    input_pipeline.Prefetcher(
+      load, start, start if stopped else config.steps, depth=config.prefetch
+    ) as batches,
+  ):
+    for step, batch in batches:
       state, logs = step_fn(state, batch)
       logs = jax.device_get(logs)
       loss = float(logs["loss"])
       if not np.isfinite(loss):
         raise TrainingError(
-            f"non-finite loss {loss} at step {step + 1} (loss={config.loss}, "
-            f"clip={config.clip}); stopping instead of training through it")
+          f"non-finite loss {loss} at step {step + 1} (loss={config.loss}, "
+          f"clip={config.clip}); stopping instead of training through it"
+        )
       done = step + 1
       stop = bool(np.asarray(logs.get("stop", False)))
       last = done == config.steps or stop  # Log and validate the last step.
@@ -389,8 +464,10 @@ def train_and_evaluate(config: configs.Config, workdir: str,
         record = {"step": done, **{k: _json_value(v) for k, v in logs.items()}}
       if done % config.eval_every == 0 or last:
         val_summary, _ = evaluate(state.params, val_ds, config, separate)
-        record = record or {"step": done,
-                            **{k: _json_value(v) for k, v in logs.items()}}
+        record = record or {
+          "step": done,
+          **{k: _json_value(v) for k, v in logs.items()},
+        }
         record["val_si_sdri_db"] = val_summary["si_sdri_db"]
         record["val_si_sdr_db"] = val_summary["si_sdr_db"]
       if record is not None:
@@ -416,26 +493,36 @@ def train_and_evaluate(config: configs.Config, workdir: str,
     bar.close()
   train_seconds = time.time() - t0
 
-  test_summary, kept = evaluate(state.params, test_ds, config, separate,
-                                keep=config.num_wav_examples)
-  write_wavs(kept, workdir_path / "examples", train_ds.sample_rate)
+  test_summary, kept = evaluate(
+    state.params,
+    test_ds,
+    config,
+    separate,
+    keep=config.num_wav_examples,
+    sdr=True,
+    per_utterance_csv=workdir_path / "test_per_utterance.csv",
+  )
+  evaluation.write_examples(
+    kept, workdir_path / "examples", train_ds.sample_rate
+  )
   results = {
-      **dataclasses.asdict(config),
-      "steps_done": int(state.step),
-      "train_seconds_this_run": train_seconds,
-      "devices": mesh.size,
-      "final_threshold": _json_value(
-          optax.tree.get(state.opt_state, "threshold"))
-      if config.clip == "autoclip" else None,
-      "clip_fraction": _json_value(
-          autoclip_optax.clip_fraction(state.opt_state))
-      if config.clip == "autoclip" else None,
-      "val_si_sdri_db": val_summary["si_sdri_db"] if val_summary else None,
-      "test_si_sdr_db": test_summary["si_sdr_db"],
-      "test_si_sdri_db": test_summary["si_sdri_db"],
-      "test_si_sdri_per_utterance_db":
-          test_summary["si_sdri_per_utterance_db"],
-      "num_test_utterances": test_summary["num_utterances"],
+    **dataclasses.asdict(config),
+    "steps_done": int(state.step),
+    "train_seconds_this_run": train_seconds,
+    "devices": mesh.size,
+    "final_threshold": _json_value(optax.tree.get(state.opt_state, "threshold"))
+    if config.clip == "autoclip"
+    else None,
+    "clip_fraction": _json_value(autoclip_optax.clip_fraction(state.opt_state))
+    if config.clip == "autoclip"
+    else None,
+    "val_si_sdri_db": val_summary["si_sdri_db"] if val_summary else None,
+    "test_si_sdr_db": test_summary["si_sdr_db"],
+    "test_si_sdri_db": test_summary["si_sdri_db"],
+    "test_sdr_db": test_summary.get("sdr_db"),
+    "test_sdri_db": test_summary.get("sdri_db"),
+    "test_si_sdri_per_utterance_db": test_summary["si_sdri_per_utterance_db"],
+    "num_test_utterances": test_summary["num_utterances"],
   }
   (workdir_path / "results.json").write_text(json.dumps(results, indent=2))
   return results
@@ -443,6 +530,7 @@ def train_and_evaluate(config: configs.Config, workdir: str,
 
 def main(argv=None):  # pragma: no cover - thin wrapper
   from examples.separation import cli  # pylint: disable=import-outside-toplevel
+
   return cli.main(argv)
 
 

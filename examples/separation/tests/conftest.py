@@ -22,12 +22,24 @@ def _train_tiny_model(root: pathlib.Path) -> TinyModel:
   from examples.separation import configs  # pylint: disable=import-outside-toplevel
   from examples.separation import separator  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+
   workdir, exported = root / "workdir", root / "exported"
   config = configs.get_config(
-      "tiny", steps=3, hidden=8, num_layers=1, num_val_examples=1,
-      num_test_examples=1, eval_every=3, checkpoint_every=3, log_every=1,
-      chunk_frames=32, batch_size=2, history_size=64, num_wav_examples=0,
-      progress=False)
+    "tiny",
+    steps=3,
+    hidden=8,
+    num_layers=1,
+    num_val_examples=1,
+    num_test_examples=1,
+    eval_every=3,
+    checkpoint_every=3,
+    log_every=1,
+    chunk_frames=32,
+    batch_size=2,
+    history_size=64,
+    num_wav_examples=0,
+    progress=False,
+  )
   train.train_and_evaluate(config, str(workdir), num_devices=1)
   separator.export_model(workdir, exported, note="tests/conftest.py")
   return TinyModel(workdir, exported)
@@ -48,17 +60,22 @@ def tiny_model(tmp_path_factory) -> TinyModel:
     try:
       if not done.exists():
         model = _train_tiny_model(root)
-        done.write_text(json.dumps({"workdir": str(model.workdir),
-                                    "exported": str(model.exported)}))
+        done.write_text(
+          json.dumps(
+            {"workdir": str(model.workdir), "exported": str(model.exported)}
+          )
+        )
     finally:
       fcntl.flock(lock, fcntl.LOCK_UN)
   paths = json.loads(done.read_text())
-  return TinyModel(pathlib.Path(paths["workdir"]),
-                   pathlib.Path(paths["exported"]))
+  return TinyModel(
+    pathlib.Path(paths["workdir"]), pathlib.Path(paths["exported"])
+  )
 
 
 @pytest.fixture(scope="session")
 def tiny_separator(tiny_model):
   """The exported tiny model, loaded (shared: jit caches stay warm)."""
   from examples.separation import separator  # pylint: disable=import-outside-toplevel
+
   return separator.load_separator(tiny_model.exported)

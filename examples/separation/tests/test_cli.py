@@ -7,20 +7,28 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+ROOT = os.path.dirname(
+  os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 
 
 def _run(args, tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT)
   start = time.time()
   proc = subprocess.run(
-      [sys.executable, "-m", "examples.separation.train", *args],
-      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    [sys.executable, "-m", "examples.separation.train", *args],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   return proc, time.time() - start
 
 
-@pytest.mark.parametrize("args, culprit", [
+@pytest.mark.parametrize(
+  "args, culprit",
+  [
     (["--loss", "l2"], "--loss"),
     (["--preset", "huge"], "--preset"),
     (["--p", "101"], "--p"),
@@ -29,11 +37,14 @@ def _run(args, tmp_path):
     (["--clip", "sometimes"], "--clip"),
     (["--steps", "0"], "--steps"),
     (["--data", "wsj0-2mix"], "--data-root"),
-    (["--data", "wsj0-2mix", "--data-root", "/nonexistent/wsj"],
-     "/nonexistent/wsj"),
+    (
+      ["--data", "wsj0-2mix", "--data-root", "/nonexistent/wsj"],
+      "/nonexistent/wsj",
+    ),
     (["--schedule", "warmup"], "--schedule"),
     (["--reweight", "focal"], "--reweight"),
-])
+  ],
+)
 def test_bad_arguments_exit_fast_with_one_line(args, culprit, tmp_path):
   proc, seconds = _run([*args, "--workdir", str(tmp_path / "w")], tmp_path)
   assert proc.returncode != 0
@@ -55,8 +66,17 @@ def test_unwritable_workdir(tmp_path):
 def test_data_errors_are_one_line(tmp_path):
   root = tmp_path / "wsj"
   root.mkdir()  # Exists but has no wsj0-2mix layout.
-  proc, _ = _run(["--data", "wsj0-2mix", "--data-root", str(root),
-                  "--workdir", str(tmp_path / "w")], tmp_path)
+  proc, _ = _run(
+    [
+      "--data",
+      "wsj0-2mix",
+      "--data-root",
+      str(root),
+      "--workdir",
+      str(tmp_path / "w"),
+    ],
+    tmp_path,
+  )
   assert proc.returncode == 1
   assert "Traceback" not in proc.stderr
   assert str(root) in proc.stderr.strip().splitlines()[-1]

@@ -7,43 +7,64 @@ import pytest
 from examples.separation import compare
 
 
-def test_compare_trains_both_runs_and_reuses_them(tmp_path, capsys,
-                                                  monkeypatch):
+def test_compare_trains_both_runs_and_reuses_them(
+  tmp_path, capsys, monkeypatch
+):
   # A smaller model than the tiny preset keeps the test fast; the rest of the
   # command (both runs, outputs, summary) is what the README runs.
   real = compare.configs.get_config
   monkeypatch.setattr(
-      compare.configs, "get_config",
-      lambda preset, **kw: real(preset, **{
-          **kw, "num_layers": 1, "hidden": 8, "num_test_examples": 3,
-          "num_val_examples": 2, "num_wav_examples": 1, "progress": False}))
+    compare.configs,
+    "get_config",
+    lambda preset, **kw: real(
+      preset,
+      **{
+        **kw,
+        "num_layers": 1,
+        "hidden": 8,
+        "num_test_examples": 3,
+        "num_val_examples": 2,
+        "num_wav_examples": 1,
+        "progress": False,
+      },
+    ),
+  )
   workdir = tmp_path / "compare"
-  assert compare.main(["--steps", "3", "--workdir", str(workdir)]) == 0
+  args = ["--steps", "3", "--losses", "mi,dc", "--workdir", str(workdir)]
+  assert compare.main(args) == 0
   out = capsys.readouterr().out
   summary = json.loads((workdir / "comparison.json").read_text())
-  assert set(summary) == {"autoclip_p10", "no_clipping"}
-  assert summary["autoclip_p10"]["clip"] == "autoclip"
-  assert summary["no_clipping"]["clip"] == "none"
-  for name, run in summary.items():
-    assert run["steps_done"] == 3
-    assert name in out and f"{run['test_si_sdri_db']:.2f}" in out
-    assert (workdir / name / "metrics.jsonl").exists()
+  assert set(summary) == {"mi", "dc"}
   table = (workdir / "comparison.md").read_text()
-  assert "| autoclip_p10 | 3 |" in table and "| no_clipping | 3 |" in table
+  for loss, runs in summary.items():
+    assert set(runs) == {"autoclip_p10", "no_clipping"}
+    assert runs["autoclip_p10"]["clip"] == "autoclip"
+    assert runs["no_clipping"]["clip"] == "none"
+    for name, run in runs.items():
+      assert run["steps_done"] == 3
+      assert f"{run['test_si_sdri_db']:.2f}" in out
+      assert (workdir / loss / name / "metrics.jsonl").exists()
+      assert f"| {loss} | {name} | 3 |" in table
 
   # A second invocation reads the finished runs instead of retraining.
-  mtime = (workdir / "no_clipping" / "results.json").stat().st_mtime_ns
-  assert compare.main(["--steps", "3", "--workdir", str(workdir)]) == 0
+  done = workdir / "dc" / "no_clipping" / "results.json"
+  mtime = done.stat().st_mtime_ns
+  assert compare.main(args) == 0
   assert "finished earlier" in capsys.readouterr().out
-  assert (workdir / "no_clipping" / "results.json").stat().st_mtime_ns == mtime
+  assert done.stat().st_mtime_ns == mtime
 
 
-@pytest.mark.parametrize("args, culprit", [
+@pytest.mark.parametrize(
+  "args, culprit",
+  [
     (["--preset", "huge"], "--preset"),
-    (["--loss", "l2"], "--loss"),
+    (["--losses", "mi,l2"], "--losses"),
+    (["--losses", ","], "--losses"),
+    (["--clips", "fixed"], "--clips"),
     (["--p", "120"], "--p"),
     (["--steps", "0"], "--steps"),
-])
+  ],
+)
 def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):
   with pytest.raises(SystemExit) as e:
     compare.main([*args, "--workdir", str(tmp_path)])

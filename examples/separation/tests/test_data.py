@@ -28,143 +28,161 @@ def test_default_chunk_is_400_centred_frames():
 
 
 def test_synthetic_shapes_dtypes_and_mixture_is_sum():
-  ds = data.make_dataset('synthetic', split='train', seed=0,
-                         chunk_samples=CHUNK)
+  ds = data.make_dataset(
+    "synthetic", split="train", seed=0, chunk_samples=CHUNK
+  )
   batch = _first(ds)
-  assert batch['mix'].shape == (4, CHUNK)
-  assert batch['sources'].shape == (4, 2, CHUNK)
-  assert batch['classes'].shape == (4, 2)
-  assert batch['mix'].dtype == batch['sources'].dtype == np.float32
-  assert batch['classes'].dtype == np.int32
-  np.testing.assert_array_equal(batch['classes'], data.SPEECH)
-  np.testing.assert_allclose(batch['mix'], batch['sources'].sum(1),
-                             atol=1e-7)
-  assert np.all(np.abs(batch['mix']) < 1.0)
-  assert np.all(np.std(batch['sources'], axis=-1) > 1e-3)  # No silent source.
+  assert batch["mix"].shape == (4, CHUNK)
+  assert batch["sources"].shape == (4, 2, CHUNK)
+  assert batch["classes"].shape == (4, 2)
+  assert batch["mix"].dtype == batch["sources"].dtype == np.float32
+  assert batch["classes"].dtype == np.int32
+  np.testing.assert_array_equal(batch["classes"], data.SPEECH)
+  np.testing.assert_allclose(batch["mix"], batch["sources"].sum(1), atol=1e-7)
+  assert np.all(np.abs(batch["mix"]) < 1.0)
+  assert np.all(np.std(batch["sources"], axis=-1) > 1e-3)  # No silent source.
 
 
 def test_synthetic_relative_level_within_0_to_5_db():
-  ds = data.make_dataset('synthetic', seed=1, chunk_samples=CHUNK)
-  sources = _first(ds, 16)['sources'].astype(np.float64)
-  power = (sources ** 2).sum(-1)
+  ds = data.make_dataset("synthetic", seed=1, chunk_samples=CHUNK)
+  sources = _first(ds, 16)["sources"].astype(np.float64)
+  power = (sources**2).sum(-1)
   level = 10 * np.log10(power[:, 0] / power[:, 1])
   assert np.all(np.abs(level) <= 5.0 + 1e-3)
   assert level.min() < 0 < level.max()  # Either source may be louder.
 
 
 def test_synthetic_deterministic_by_seed():
-  make = lambda seed: data.make_dataset('synthetic', seed=seed,
-                                        chunk_samples=CHUNK)
+  make = lambda seed: data.make_dataset(
+    "synthetic", seed=seed, chunk_samples=CHUNK
+  )
   a, b, c = _first(make(0)), _first(make(0)), _first(make(1))
-  np.testing.assert_array_equal(a['mix'], b['mix'])
-  np.testing.assert_array_equal(a['sources'], b['sources'])
-  assert not np.allclose(a['mix'], c['mix'])
+  np.testing.assert_array_equal(a["mix"], b["mix"])
+  np.testing.assert_array_equal(a["sources"], b["sources"])
+  assert not np.allclose(a["mix"], c["mix"])
   # Successive batches differ; the rng argument picks another stream.
   stream = make(0).batches(4, 0)
-  assert not np.allclose(next(stream)['mix'], next(stream)['mix'])
-  assert not np.allclose(_first(make(0), rng=1)['mix'], a['mix'])
+  assert not np.allclose(next(stream)["mix"], next(stream)["mix"])
+  assert not np.allclose(_first(make(0), rng=1)["mix"], a["mix"])
   # Evaluation sets are fixed, example by example.
   cfg = data.SyntheticConfig(eval_seconds=(0.5, 1.0))
-  ev = lambda: data.make_dataset('synthetic', split='test', seed=0,
-                                 synthetic=cfg, num_examples=2)
+  ev = lambda: data.make_dataset(
+    "synthetic", split="test", seed=0, synthetic=cfg, num_examples=2
+  )
   first, second = list(ev().examples()), list(ev().examples())
-  for x, y in zip(first, second):
-    assert x['name'] == y['name']
-    np.testing.assert_array_equal(x['mix'], y['mix'])
-  assert ev().example(1)['name'] == first[1]['name']
-  np.testing.assert_array_equal(ev().example(1)['mix'], first[1]['mix'])
+  for x, y in zip(first, second, strict=True):
+    assert x["name"] == y["name"]
+    np.testing.assert_array_equal(x["mix"], y["mix"])
+  assert ev().example(1)["name"] == first[1]["name"]
+  np.testing.assert_array_equal(ev().example(1)["mix"], first[1]["mix"])
 
 
 def test_synthetic_batch_at_is_stateless():
-  ds = data.make_dataset('synthetic', seed=0, chunk_samples=CHUNK)
-  again = data.make_dataset('synthetic', seed=0, chunk_samples=CHUNK)
-  np.testing.assert_array_equal(ds.batch_at(7, 2)['mix'],
-                                again.batch_at(7, 2)['mix'])
-  assert not np.allclose(ds.batch_at(7, 2)['mix'], ds.batch_at(8, 2)['mix'])
+  ds = data.make_dataset("synthetic", seed=0, chunk_samples=CHUNK)
+  again = data.make_dataset("synthetic", seed=0, chunk_samples=CHUNK)
+  np.testing.assert_array_equal(
+    ds.batch_at(7, 2)["mix"], again.batch_at(7, 2)["mix"]
+  )
+  assert not np.allclose(ds.batch_at(7, 2)["mix"], ds.batch_at(8, 2)["mix"])
 
 
 def test_synthetic_splits_are_disjoint():
   cfg = data.SyntheticConfig(eval_seconds=(0.5, 1.0))
-  splits = {s: data.make_dataset('synthetic', split=s, seed=0, synthetic=cfg,
-                                 chunk_samples=CHUNK, num_examples=1)
-            for s in data.SPLITS}
+  splits = {
+    s: data.make_dataset(
+      "synthetic",
+      split=s,
+      seed=0,
+      synthetic=cfg,
+      chunk_samples=CHUNK,
+      num_examples=1,
+    )
+    for s in data.SPLITS
+  }
   ids = [set(ds.speaker_ids) for ds in splits.values()]
   assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
   for split, ds in splits.items():
     batch = _first(ds)
-    assert set(batch['speakers'].ravel()) <= set(ds.speaker_ids), split
-    assert np.all(batch['speakers'][:, 0] != batch['speakers'][:, 1])
-  val = next(splits['validation'].examples())
-  test = next(splits['test'].examples())
-  assert val['name'] != test['name']
-  assert val['mix'].shape != test['mix'].shape or not np.allclose(
-      val['mix'], test['mix'])
+    assert set(batch["speakers"].ravel()) <= set(ds.speaker_ids), split
+    assert np.all(batch["speakers"][:, 0] != batch["speakers"][:, 1])
+  val = next(splits["validation"].examples())
+  test = next(splits["test"].examples())
+  assert val["name"] != test["name"]
+  assert val["mix"].shape != test["mix"].shape or not np.allclose(
+    val["mix"], test["mix"]
+  )
 
 
 def test_synthetic_eval_set_sizes_and_lengths():
   cfg = data.SyntheticConfig(eval_seconds=(0.5, 1.0), num_validation=3)
-  ds = data.make_dataset('synthetic', split='cv', synthetic=cfg)
-  assert ds.split == 'validation' and ds.num_examples == 3
+  ds = data.make_dataset("synthetic", split="cv", synthetic=cfg)
+  assert ds.split == "validation" and ds.num_examples == 3
   examples = list(ds.examples())
   assert len(examples) == 3
   for ex in examples:
-    assert 4000 <= ex['mix'].shape[0] <= 8000
-    assert ex['sources'].shape == (2,) + ex['mix'].shape
-    np.testing.assert_allclose(ex['mix'], ex['sources'].sum(0), atol=1e-7)
+    assert 4000 <= ex["mix"].shape[0] <= 8000
+    assert ex["sources"].shape == (2,) + ex["mix"].shape
+    np.testing.assert_allclose(ex["mix"], ex["sources"].sum(0), atol=1e-7)
   batches = list(ds.eval_batches(2, pad_to_multiple=1024))
-  assert [len(b['names']) for b in batches] == [2, 1]
+  assert [len(b["names"]) for b in batches] == [2, 1]
   first = batches[0]
-  assert first['mix'].shape[1] % 1024 == 0
-  for i, n in enumerate(first['lengths']):
-    np.testing.assert_array_equal(first['mix'][i, :n], examples[i]['mix'])
-    np.testing.assert_array_equal(first['mix'][i, n:], 0.0)
+  assert first["mix"].shape[1] % 1024 == 0
+  for i, n in enumerate(first["lengths"]):
+    np.testing.assert_array_equal(first["mix"][i, :n], examples[i]["mix"])
+    np.testing.assert_array_equal(first["mix"][i, n:], 0.0)
 
 
 def test_synthetic_environmental_classes():
-  env = data.SyntheticConfig(source_classes=('speech', 'env'))
-  batch = _first(data.make_dataset('synthetic', synthetic=env,
-                                   chunk_samples=CHUNK))
-  np.testing.assert_array_equal(batch['classes'], [[0, 1]] * 4)
-  np.testing.assert_array_equal(batch['speakers'][:, 1], -1)
-  np.testing.assert_allclose(batch['mix'], batch['sources'].sum(1),
-                             atol=1e-7)
-  assert np.all(np.std(batch['sources'], axis=-1) > 1e-3)
-  anything = data.SyntheticConfig(source_classes=('any', 'any'))
-  classes = _first(data.make_dataset('synthetic', synthetic=anything,
-                                     chunk_samples=CHUNK), 32)['classes']
+  env = data.SyntheticConfig(source_classes=("speech", "env"))
+  batch = _first(
+    data.make_dataset("synthetic", synthetic=env, chunk_samples=CHUNK)
+  )
+  np.testing.assert_array_equal(batch["classes"], [[0, 1]] * 4)
+  np.testing.assert_array_equal(batch["speakers"][:, 1], -1)
+  np.testing.assert_allclose(batch["mix"], batch["sources"].sum(1), atol=1e-7)
+  assert np.all(np.std(batch["sources"], axis=-1) > 1e-3)
+  anything = data.SyntheticConfig(source_classes=("any", "any"))
+  classes = _first(
+    data.make_dataset("synthetic", synthetic=anything, chunk_samples=CHUNK), 32
+  )["classes"]
   pairs = {tuple(c) for c in classes}
   assert pairs == {(0, 0), (0, 1), (1, 0), (1, 1)}
-  with pytest.raises(ValueError, match='source class'):
-    data.SyntheticConfig(source_classes=('speech', 'music'))
+  with pytest.raises(ValueError, match="source class"):
+    data.SyntheticConfig(source_classes=("speech", "music"))
 
 
 def _stft(x):
-  window = np.sqrt(scipy.signal.get_window('hann', 256))
+  window = np.sqrt(scipy.signal.get_window("hann", 256))
   return scipy.signal.stft(x, window=window, nperseg=256, noverlap=192)[2]
 
 
 def _istft(spec, length):
-  window = np.sqrt(scipy.signal.get_window('hann', 256))
-  return scipy.signal.istft(spec, window=window, nperseg=256,
-                            noverlap=192)[1][..., :length]
+  window = np.sqrt(scipy.signal.get_window("hann", 256))
+  return scipy.signal.istft(spec, window=window, nperseg=256, noverlap=192)[1][
+    ..., :length
+  ]
 
 
-@pytest.mark.parametrize('classes', [('speech', 'speech'), ('any', 'any')])
+@pytest.mark.parametrize("classes", [("speech", "speech"), ("any", "any")])
 def test_synthetic_is_hard_but_separable(classes):
   """Mixture ~0 dB SI-SDR; an oracle ratio mask gains > 10 dB."""
   cfg = data.SyntheticConfig(source_classes=classes)
-  ds = data.make_dataset('synthetic', synthetic=cfg, seed=0,
-                         chunk_samples=16000)
+  ds = data.make_dataset(
+    "synthetic", synthetic=cfg, seed=0, chunk_samples=16000
+  )
   batch = _first(ds, 6)
   input_sdr, gains = [], []
-  for mix, sources in zip(batch['mix'].astype(np.float64),
-                          batch['sources'].astype(np.float64)):
+  for mix, sources in zip(
+    batch["mix"].astype(np.float64),
+    batch["sources"].astype(np.float64),
+    strict=True,
+  ):
     mags = np.abs(_stft(sources))
     irm = mags / np.maximum(mags.sum(0), 1e-12)
     estimates = _istft(irm * _stft(mix), len(mix))
     result = metrics.separation_metrics(estimates, sources, mix)
-    input_sdr.append(result['input_si_sdr'])
-    gains.append(result['si_sdri'].mean())
+    input_sdr.append(result["input_si_sdr"])
+    gains.append(result["si_sdri"].mean())
   input_sdr = np.array(input_sdr)
   assert np.all(np.abs(input_sdr) < 6.0)
   assert abs(input_sdr.mean()) < 1.0
@@ -172,12 +190,12 @@ def test_synthetic_is_hard_but_separable(classes):
 
 
 def test_synthetic_generation_is_fast():
-  ds = data.make_dataset('synthetic', seed=0)
+  ds = data.make_dataset("synthetic", seed=0)
   stream = ds.batches(25, 0)
   start = time.perf_counter()
   batch = next(stream)
   elapsed = time.perf_counter() - start
-  assert batch['mix'].shape == (25, data.DEFAULT_CHUNK_SAMPLES)
+  assert batch["mix"].shape == (25, data.DEFAULT_CHUNK_SAMPLES)
   # About 0.15 s on one idle core; generous for shared CI machines.
   assert elapsed < 3.0, elapsed
 
@@ -186,105 +204,122 @@ def test_synthetic_generation_is_fast():
 # wsj0-2mix and Libri2Mix on small fake trees.
 # ---------------------------------------------------------------------------
 
-_LENGTHS = {'a': 3000, 'b': 1200, 'c': 2500}  # 'b' is shorter than a chunk.
+_LENGTHS = {"a": 3000, "b": 1200, "c": 2500}  # 'b' is shorter than a chunk.
 SMALL_CHUNK = 2000
 
 
 def _write(path, length, seed, sr=8000):
   path.parent.mkdir(parents=True, exist_ok=True)
   audio = np.random.default_rng(seed).uniform(-0.5, 0.5, length)
-  sf.write(str(path), audio.astype(np.float32), sr, subtype='FLOAT')
+  sf.write(str(path), audio.astype(np.float32), sr, subtype="FLOAT")
 
 
-def _wsj_tree(root, splits=('tt',)):
+def _wsj_tree(root, splits=("tt",)):
   for split in splits:
     for i, (name, n) in enumerate(_LENGTHS.items()):
-      for j, folder in enumerate(('mix', 's1', 's2')):
-        _write(root / 'wav8k' / 'min' / split / folder / f'{name}.wav', n,
-               10 * i + j)
+      for j, folder in enumerate(("mix", "s1", "s2")):
+        _write(
+          root / "wav8k" / "min" / split / folder / f"{name}.wav", n, 10 * i + j
+        )
   # A decoy 16 kHz variant that must not be picked.
-  _write(root / 'wav16k' / 'min' / 'tt' / 'mix' / 'z.wav', 10, 0, sr=16000)
-  for folder in ('s1', 's2'):
-    _write(root / 'wav16k' / 'min' / 'tt' / folder / 'z.wav', 10, 0,
-           sr=16000)
-  return root / 'wav8k' / 'min' / 'tt'
+  _write(root / "wav16k" / "min" / "tt" / "mix" / "z.wav", 10, 0, sr=16000)
+  for folder in ("s1", "s2"):
+    _write(root / "wav16k" / "min" / "tt" / folder / "z.wav", 10, 0, sr=16000)
+  return root / "wav8k" / "min" / "tt"
 
 
 def _check_file_dataset(ds, split_dir=None):
   assert ds.num_examples == 3
   examples = list(ds.examples())
-  assert [ex['name'] for ex in examples] == ['a', 'b', 'c']
+  assert [ex["name"] for ex in examples] == ["a", "b", "c"]
   for ex in examples:
-    assert ex['mix'].dtype == np.float32
-    assert ex['sources'].shape == (2, _LENGTHS[ex['name']])
+    assert ex["mix"].dtype == np.float32
+    assert ex["sources"].shape == (2, _LENGTHS[ex["name"]])
   batches = ds.batches(3, rng=0)
   for _ in range(2):  # Two epochs: every utterance once per epoch.
     batch = next(batches)
-    assert batch['mix'].shape == (3, SMALL_CHUNK)
-    assert batch['sources'].shape == (3, 2, SMALL_CHUNK)
-    np.testing.assert_array_equal(batch['classes'], 0)
+    assert batch["mix"].shape == (3, SMALL_CHUNK)
+    assert batch["sources"].shape == (3, 2, SMALL_CHUNK)
+    np.testing.assert_array_equal(batch["classes"], 0)
     by_len = {}
-    for mix, sources in zip(batch['mix'], batch['sources']):
+    for mix, sources in zip(batch["mix"], batch["sources"], strict=True):
       # Find which utterance and offset the chunk came from.
       for ex in examples:
-        full = ex['mix']
+        full = ex["mix"]
         if len(full) < SMALL_CHUNK:
-          if np.array_equal(mix[:len(full)], full):
+          if np.array_equal(mix[: len(full)], full):
             # Short mixture: read whole, zero-padded at the end.
-            np.testing.assert_array_equal(mix[len(full):], 0.0)
-            np.testing.assert_array_equal(sources[:, len(full):], 0.0)
-            np.testing.assert_array_equal(sources[:, :len(full)],
-                                          ex['sources'])
-            by_len[ex['name']] = 0
+            np.testing.assert_array_equal(mix[len(full) :], 0.0)
+            np.testing.assert_array_equal(sources[:, len(full) :], 0.0)
+            np.testing.assert_array_equal(
+              sources[:, : len(full)], ex["sources"]
+            )
+            by_len[ex["name"]] = 0
         else:
-          hits = np.nonzero(np.all(
+          hits = np.nonzero(
+            np.all(
               np.lib.stride_tricks.sliding_window_view(full, SMALL_CHUNK)
-              == mix, axis=1))[0]
+              == mix,
+              axis=1,
+            )
+          )[0]
           if len(hits):
             off = hits[0]
             np.testing.assert_array_equal(
-                sources, ex['sources'][:, off:off + SMALL_CHUNK])
-            by_len[ex['name']] = off
-    assert sorted(by_len) == ['a', 'b', 'c']
+              sources, ex["sources"][:, off : off + SMALL_CHUNK]
+            )
+            by_len[ex["name"]] = off
+    assert sorted(by_len) == ["a", "b", "c"]
 
 
 def _chunk_source(chunk, examples):
   """Name of the utterance a training chunk was cut from."""
   for ex in examples:
-    full = ex['mix']
+    full = ex["mix"]
     if len(full) <= SMALL_CHUNK:
-      if np.array_equal(chunk[:len(full)], full):
-        return ex['name']
-    elif np.any(np.all(np.lib.stride_tricks.sliding_window_view(
-        full, SMALL_CHUNK) == chunk, axis=1)):
-      return ex['name']
-  raise AssertionError('chunk not found')
+      if np.array_equal(chunk[: len(full)], full):
+        return ex["name"]
+    elif np.any(
+      np.all(
+        np.lib.stride_tricks.sliding_window_view(full, SMALL_CHUNK) == chunk,
+        axis=1,
+      )
+    ):
+      return ex["name"]
+  raise AssertionError("chunk not found")
 
 
 def test_file_batch_at_covers_each_epoch(tmp_path):
   _wsj_tree(tmp_path)
-  ds = data.make_dataset('wsj0-2mix', tmp_path, 'test', seed=3,
-                         chunk_samples=SMALL_CHUNK)
+  ds = data.make_dataset(
+    "wsj0-2mix", tmp_path, "test", seed=3, chunk_samples=SMALL_CHUNK
+  )
   examples = list(ds.examples())
-  names = [_chunk_source(chunk, examples)
-           for step in range(3) for chunk in ds.batch_at(step, 2)['mix']]
-  assert sorted(names[:3]) == sorted(names[3:]) == ['a', 'b', 'c']
-  np.testing.assert_array_equal(ds.batch_at(2, 2)['sources'],
-                                ds.batch_at(2, 2)['sources'])
+  names = [
+    _chunk_source(chunk, examples)
+    for step in range(3)
+    for chunk in ds.batch_at(step, 2)["mix"]
+  ]
+  assert sorted(names[:3]) == sorted(names[3:]) == ["a", "b", "c"]
+  np.testing.assert_array_equal(
+    ds.batch_at(2, 2)["sources"], ds.batch_at(2, 2)["sources"]
+  )
 
 
 def test_wsj0_2mix_loader(tmp_path):
   split_dir = _wsj_tree(tmp_path)
-  assert data.find_wsj0_2mix_split(tmp_path, 'test') == split_dir
-  ds = data.make_dataset('wsj0-2mix', tmp_path, 'tt', seed=0,
-                         chunk_samples=SMALL_CHUNK)
+  assert data.find_wsj0_2mix_split(tmp_path, "test") == split_dir
+  ds = data.make_dataset(
+    "wsj0-2mix", tmp_path, "tt", seed=0, chunk_samples=SMALL_CHUNK
+  )
   _check_file_dataset(ds)
-  assert ds.utterances[0].mix_path == split_dir / 'mix' / 'a.wav'
+  assert ds.utterances[0].mix_path == split_dir / "mix" / "a.wav"
   # Pointing at the split directory itself works too.
-  ds = data.make_dataset('wsj0-2mix', split_dir, 'test',
-                         chunk_samples=SMALL_CHUNK)
+  ds = data.make_dataset(
+    "wsj0-2mix", split_dir, "test", chunk_samples=SMALL_CHUNK
+  )
   assert ds.num_examples == 3
-  ds = data.make_dataset('wsj0-2mix', tmp_path, 'test', num_examples=2)
+  ds = data.make_dataset("wsj0-2mix", tmp_path, "test", num_examples=2)
   assert ds.num_examples == 2
 
 
@@ -292,123 +327,135 @@ def _error(match, *args, **kwargs):
   with pytest.raises(data.DatasetError, match=match) as info:
     data.make_dataset(*args, **kwargs)
   message = str(info.value)
-  assert '\n' not in message
+  assert "\n" not in message
   assert isinstance(info.value, ValueError)
   return message
 
 
 def test_wsj0_2mix_errors(tmp_path):
-  missing = tmp_path / 'nowhere'
-  message = _error('root not found', 'wsj0-2mix', missing, 'test')
-  assert str(missing) in message and '{mix,s1,s2}' in message
+  missing = tmp_path / "nowhere"
+  message = _error("root not found", "wsj0-2mix", missing, "test")
+  assert str(missing) in message and "{mix,s1,s2}" in message
   split_dir = _wsj_tree(tmp_path)
-  message = _error("no wsj0-2mix 'tr' split", 'wsj0-2mix', tmp_path, 'train')
+  message = _error("no wsj0-2mix 'tr' split", "wsj0-2mix", tmp_path, "train")
   assert str(tmp_path) in message
 
   # Missing partner file.
-  partner = split_dir / 's2' / 'b.wav'
+  partner = split_dir / "s2" / "b.wav"
   partner.unlink()
-  message = _error('missing partner file', 'wsj0-2mix', tmp_path, 'test')
+  message = _error("missing partner file", "wsj0-2mix", tmp_path, "test")
   assert str(partner) in message
-  _write(partner, _LENGTHS['b'], 0)
+  _write(partner, _LENGTHS["b"], 0)
 
   # Sample rate.
-  culprit = split_dir / 's1' / 'c.wav'
-  _write(culprit, _LENGTHS['c'], 0, sr=16000)
-  message = _error('sample rate 16000', 'wsj0-2mix', tmp_path, 'test')
+  culprit = split_dir / "s1" / "c.wav"
+  _write(culprit, _LENGTHS["c"], 0, sr=16000)
+  message = _error("sample rate 16000", "wsj0-2mix", tmp_path, "test")
   assert str(culprit) in message
-  _write(culprit, _LENGTHS['c'], 0)
+  _write(culprit, _LENGTHS["c"], 0)
 
   # Unequal lengths.
-  culprit = split_dir / 's2' / 'a.wav'
-  _write(culprit, _LENGTHS['a'] - 5, 0)
-  message = _error('unequal lengths', 'wsj0-2mix', tmp_path, 'test')
+  culprit = split_dir / "s2" / "a.wav"
+  _write(culprit, _LENGTHS["a"] - 5, 0)
+  message = _error("unequal lengths", "wsj0-2mix", tmp_path, "test")
   assert str(culprit) in message
 
-  with pytest.raises(ValueError, match='unknown dataset'):
-    data.make_dataset('wsj0-3mix', tmp_path)
-  with pytest.raises(ValueError, match='unknown split'):
-    data.make_dataset('wsj0-2mix', tmp_path, 'holdout')
+  with pytest.raises(ValueError, match="unknown dataset"):
+    data.make_dataset("wsj0-3mix", tmp_path)
+  with pytest.raises(ValueError, match="unknown split"):
+    data.make_dataset("wsj0-2mix", tmp_path, "holdout")
 
 
 def _libri_tree(root, *, absolute_elsewhere=True, length_column=True):
   """Libri2Mix-like tree; CSV paths are absolute on another machine."""
-  base = root / 'Libri2Mix' / 'wav8k' / 'min'
+  base = root / "Libri2Mix" / "wav8k" / "min"
   rows = []
   for i, (name, n) in enumerate(_LENGTHS.items()):
     paths = []
-    for j, folder in enumerate(('mix_clean', 's1', 's2')):
-      path = base / 'test' / folder / f'{name}.wav'
+    for j, folder in enumerate(("mix_clean", "s1", "s2")):
+      path = base / "test" / folder / f"{name}.wav"
       _write(path, n, 10 * i + j)
       rel = path.relative_to(base)
-      paths.append(f'/home/someone/Libri2Mix/wav8k/min/{rel}'
-                   if absolute_elsewhere else str(rel))
-    rows.append({'mixture_ID': name, 'mixture_path': paths[0],
-                 'source_1_path': paths[1], 'source_2_path': paths[2],
-                 'length': n})
-  csv_path = base / 'metadata' / 'mixture_test_mix_clean.csv'
+      paths.append(
+        f"/home/someone/Libri2Mix/wav8k/min/{rel}"
+        if absolute_elsewhere
+        else str(rel)
+      )
+    rows.append(
+      {
+        "mixture_ID": name,
+        "mixture_path": paths[0],
+        "source_1_path": paths[1],
+        "source_2_path": paths[2],
+        "length": n,
+      }
+    )
+  csv_path = base / "metadata" / "mixture_test_mix_clean.csv"
   _write_csv(csv_path, rows, length_column)
   return csv_path, rows
 
 
 def _write_csv(csv_path, rows, length_column=True):
   csv_path.parent.mkdir(parents=True, exist_ok=True)
-  fields = ['mixture_ID', 'mixture_path', 'source_1_path', 'source_2_path']
-  fields += ['length'] if length_column else []
-  with open(csv_path, 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
+  fields = ["mixture_ID", "mixture_path", "source_1_path", "source_2_path"]
+  fields += ["length"] if length_column else []
+  with open(csv_path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
 
 
-@pytest.mark.parametrize('absolute_elsewhere', [True, False])
+@pytest.mark.parametrize("absolute_elsewhere", [True, False])
 def test_libri2mix_loader(tmp_path, absolute_elsewhere):
   csv_path, _ = _libri_tree(tmp_path, absolute_elsewhere=absolute_elsewhere)
-  assert data.find_libri2mix_csv(tmp_path, 'test') == csv_path
-  ds = data.make_dataset('libri2mix', tmp_path, 'test', seed=0,
-                         chunk_samples=SMALL_CHUNK)
+  assert data.find_libri2mix_csv(tmp_path, "test") == csv_path
+  ds = data.make_dataset(
+    "libri2mix", tmp_path, "test", seed=0, chunk_samples=SMALL_CHUNK
+  )
   _check_file_dataset(ds)
   assert ds.utterances[1].source_paths[0] == (
-      csv_path.parent.parent / 'test' / 's1' / 'b.wav')
+    csv_path.parent.parent / "test" / "s1" / "b.wav"
+  )
 
 
 def test_libri2mix_errors(tmp_path):
-  missing = tmp_path / 'nowhere'
-  message = _error('root not found', 'libri2mix', missing, 'test')
-  assert str(missing) in message and 'metadata' in message
+  missing = tmp_path / "nowhere"
+  message = _error("root not found", "libri2mix", missing, "test")
+  assert str(missing) in message and "metadata" in message
   csv_path, rows = _libri_tree(tmp_path)
-  message = _error('mixture_train-100_mix_clean.csv', 'libri2mix', tmp_path,
-                   'train')
+  message = _error(
+    "mixture_train-100_mix_clean.csv", "libri2mix", tmp_path, "train"
+  )
   assert str(tmp_path) in message
   base = csv_path.parent.parent
 
   # Missing partner file (listed, but not on disk).
-  partner = base / 'test' / 's2' / 'c.wav'
+  partner = base / "test" / "s2" / "c.wav"
   partner.unlink()
-  message = _error('missing file', 'libri2mix', tmp_path, 'test')
-  assert 'test/s2/c.wav' in message and str(csv_path) in message
-  _write(partner, _LENGTHS['c'], 0)
+  message = _error("missing file", "libri2mix", tmp_path, "test")
+  assert "test/s2/c.wav" in message and str(csv_path) in message
+  _write(partner, _LENGTHS["c"], 0)
 
   # Sample rate.
-  culprit = base / 'test' / 's1' / 'a.wav'
-  _write(culprit, _LENGTHS['a'], 0, sr=16000)
-  message = _error('sample rate 16000', 'libri2mix', tmp_path, 'test')
+  culprit = base / "test" / "s1" / "a.wav"
+  _write(culprit, _LENGTHS["a"], 0, sr=16000)
+  message = _error("sample rate 16000", "libri2mix", tmp_path, "test")
   assert str(culprit) in message
-  _write(culprit, _LENGTHS['a'], 0)
+  _write(culprit, _LENGTHS["a"], 0)
 
   # Unequal lengths: a source shorter than its mixture...
-  culprit = base / 'test' / 's1' / 'b.wav'
-  _write(culprit, _LENGTHS['b'] - 1, 0)
-  message = _error('unequal lengths', 'libri2mix', tmp_path, 'test')
+  culprit = base / "test" / "s1" / "b.wav"
+  _write(culprit, _LENGTHS["b"] - 1, 0)
+  message = _error("unequal lengths", "libri2mix", tmp_path, "test")
   assert str(culprit) in message
-  _write(culprit, _LENGTHS['b'], 0)
+  _write(culprit, _LENGTHS["b"], 0)
   # ... or files that disagree with the CSV's length column.
-  rows[0]['length'] = _LENGTHS['a'] + 1
+  rows[0]["length"] = _LENGTHS["a"] + 1
   _write_csv(csv_path, rows)
-  message = _error('unequal lengths', 'libri2mix', tmp_path, 'test')
-  assert str(base / 'test' / 'mix_clean' / 'a.wav') in message
+  message = _error("unequal lengths", "libri2mix", tmp_path, "test")
+  assert str(base / "test" / "mix_clean" / "a.wav") in message
 
   # Missing column.
-  csv_path.write_text(csv_path.read_text().replace('source_2_path', 'other'))
-  message = _error('lacks column', 'libri2mix', tmp_path, 'test')
-  assert 'source_2_path' in message and str(csv_path) in message
+  csv_path.write_text(csv_path.read_text().replace("source_2_path", "other"))
+  message = _error("lacks column", "libri2mix", tmp_path, "test")
+  assert "source_2_path" in message and str(csv_path) in message

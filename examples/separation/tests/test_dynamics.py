@@ -12,11 +12,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
-def test_smoke_dynamics_writes_statistics_summary_and_figure(tmp_path,
-                                                             capsys):
+def test_smoke_dynamics_writes_statistics_summary_and_figure(tmp_path, capsys):
   workdir = tmp_path / "dyn"
-  assert dynamics.main(["--smoke", "--no-progress", "--workdir",
-                        str(workdir)]) == 0
+  assert (
+    dynamics.main(["--smoke", "--no-progress", "--workdir", str(workdir)]) == 0
+  )
   capsys.readouterr()
 
   with open(workdir / "dynamics.csv", newline="", encoding="utf-8") as f:
@@ -28,14 +28,16 @@ def test_smoke_dynamics_writes_statistics_summary_and_figure(tmp_path,
   for name in names:
     run = [r for r in rows if r["run"] == name]
     assert [int(r["step"]) for r in run] == [
-        dynamics.SMOKE_EVERY * (i + 1) for i in range(points)]
+      dynamics.SMOKE_EVERY * (i + 1) for i in range(points)
+    ]
     for r in run:
-      for key in ("loss", "step_size", "grad_norm", "threshold",
-                  "smoothness"):
+      for key in ("loss", "step_size", "grad_norm", "threshold", "smoothness"):
         value = float(r[key])
         assert math.isfinite(value) and value > 0, (name, key, value)
-  jsonl = [json.loads(line) for line in
-           (workdir / "dynamics.jsonl").read_text().splitlines()]
+  jsonl = [
+    json.loads(line)
+    for line in (workdir / "dynamics.jsonl").read_text().splitlines()
+  ]
   assert len(jsonl) == len(rows)
   assert jsonl[0]["smoothness"] == pytest.approx(float(rows[0]["smoothness"]))
 
@@ -62,12 +64,15 @@ def test_smoke_dynamics_writes_statistics_summary_and_figure(tmp_path,
   assert png[:8] == PNG_MAGIC and len(png) > 20_000
 
 
-@pytest.mark.parametrize("args, culprit", [
+@pytest.mark.parametrize(
+  "args, culprit",
+  [
     (["--steps", "0"], "--steps"),
     (["--every", "-1"], "--every"),
     (["--hidden", "wide"], "--hidden"),
     (["--steps", "3", "--every", "2"], "--every"),
-])
+  ],
+)
 def test_bad_arguments_give_one_line(args, culprit, tmp_path, capsys):
   workdir = tmp_path / "w"
   with pytest.raises(SystemExit) as exc:
@@ -90,7 +95,8 @@ def test_unwritable_workdir_gives_one_line(tmp_path, capsys):
 
 
 def test_pearson():
-  assert dynamics.pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(0.9934,
-                                                                 abs=1e-4)
+  assert dynamics.pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(
+    0.9934, abs=1e-4
+  )
   assert math.isnan(dynamics.pearson([1, 1, 1], [1, 2, 3]))
   assert math.isnan(dynamics.pearson([1], [1]))

@@ -46,42 +46,50 @@ def test_oracle_scores_and_sdr_match_fast_bss_eval():
     ex = truth[row["name"]]
     assert row["si_sdr_db"] > 5 and row["si_sdri_db"] > 5
     refs = ex["sources"].astype(np.float64)
-    direct_in = fast_bss_eval.sdr(refs, np.stack([ex["mix"]] * 2).astype(
-        np.float64))
+    direct_in = fast_bss_eval.sdr(
+      refs, np.stack([ex["mix"]] * 2).astype(np.float64)
+    )
     np.testing.assert_allclose(
-        [row["input_sdr_s1_db"], row["input_sdr_s2_db"]], direct_in,
-        atol=1e-6)
+      [row["input_sdr_s1_db"], row["input_sdr_s2_db"]], direct_in, atol=1e-6
+    )
   for name, _, estimates, references in result.examples:
     row = next(r for r in result.rows if r["name"] == name)
     sdr, sir, sar, _ = fast_bss_eval.bss_eval_sources(
-        references.astype(np.float64), estimates.astype(np.float64))
-    np.testing.assert_allclose([row["sdr_s1_db"], row["sdr_s2_db"]], sdr,
-                               atol=1e-6)
+      references.astype(np.float64), estimates.astype(np.float64)
+    )
+    np.testing.assert_allclose(
+      [row["sdr_s1_db"], row["sdr_s2_db"]], sdr, atol=1e-6
+    )
     np.testing.assert_allclose(row["sir_db"], sir.mean(), atol=1e-6)
     np.testing.assert_allclose(row["sar_db"], sar.mean(), atol=1e-6)
     si = metrics.si_sdr(estimates, references)
-    np.testing.assert_allclose([row["si_sdr_s1_db"], row["si_sdr_s2_db"]],
-                               si, atol=1e-4)
-    np.testing.assert_allclose(row["sdri_db"],
-                               row["sdr_db"] - row["input_sdr_db"], atol=1e-9)
+    np.testing.assert_allclose(
+      [row["si_sdr_s1_db"], row["si_sdr_s2_db"]], si, atol=1e-4
+    )
+    np.testing.assert_allclose(
+      row["sdri_db"], row["sdr_db"] - row["input_sdr_db"], atol=1e-9
+    )
   values = result.column("sdr_db")
   assert result.summary["sdr_db"] == pytest.approx(np.mean(values))
   assert result.summary["sdr_db_median"] == pytest.approx(np.median(values))
   assert result.summary["sdr_db_p10"] == pytest.approx(
-      np.percentile(values, 10))
+    np.percentile(values, 10)
+  )
 
 
 def test_non_finite_estimates_name_the_utterance():
-  with pytest.raises(evaluation.NonFiniteOutputError,
-                     match="synthetic-test-00000"):
+  with pytest.raises(
+    evaluation.NonFiniteOutputError, match="synthetic-test-00000"
+  ):
     evaluation.evaluate_dataset(
-        lambda mix: np.full((2, len(mix)), np.nan, np.float32), _Dataset(1),
-        sdr=False)
+      lambda mix: np.full((2, len(mix)), np.nan, np.float32),
+      _Dataset(1),
+      sdr=False,
+    )
 
 
 def test_summary_leaves_out_and_counts_nan():
-  rows = [{"si_sdr_db": 1.0, "pesq": 2.0}, {"si_sdr_db": 3.0,
-                                            "pesq": math.nan}]
+  rows = [{"si_sdr_db": 1.0, "pesq": 2.0}, {"si_sdr_db": 3.0, "pesq": math.nan}]
   summary = evaluation.summarize(rows)
   assert summary["pesq"] == 2.0 and summary["pesq_num_nan"] == 1
   assert summary["si_sdr_db"] == 2.0 and "si_sdr_db_num_nan" not in summary
@@ -109,12 +117,25 @@ def _run(argv, capsys):
   return code, captured.out, captured.err
 
 
-def test_evaluate_command_on_a_tiny_synthetic_split(tmp_path, tiny_model,
-                                                    tiny_separator, capsys):
+def test_evaluate_command_on_a_tiny_synthetic_split(
+  tmp_path, tiny_model, tiny_separator, capsys
+):
   out = tmp_path / "eval"
   code, stdout, err = _run(
-      ["--model", str(tiny_model.exported), "--data", "synthetic", "--num",
-       "2", "--workdir", str(out), "--num-wavs", "1"], capsys)
+    [
+      "--model",
+      str(tiny_model.exported),
+      "--data",
+      "synthetic",
+      "--num",
+      "2",
+      "--workdir",
+      str(out),
+      "--num-wavs",
+      "1",
+    ],
+    capsys,
+  )
   assert code == 0, err
   assert "si_sdri_db=" in stdout
   summary = json.loads((out / "summary.json").read_text())
@@ -123,48 +144,69 @@ def test_evaluate_command_on_a_tiny_synthetic_split(tmp_path, tiny_model,
       assert isinstance(summary[key + suffix], float), key + suffix
   assert summary["num_utterances"] == 2
   assert summary["model"]["hidden"] == 8
-  assert summary["data"] == {"name": "synthetic", "split": "test",
-                             "num_utterances": 2, "sample_rate": 8000,
-                             "seed": 0, "pairing": "cross_register"}
+  assert summary["data"] == {
+    "name": "synthetic",
+    "split": "test",
+    "num_utterances": 2,
+    "sample_rate": 8000,
+    "seed": 0,
+    "pairing": "cross_register",
+  }
   for extra in evaluation.available_extra_metrics():
     assert isinstance(summary[extra], float)
   with open(out / "per_utterance.csv", newline="") as f:
     rows = list(csv.DictReader(f))
-  assert [r["name"] for r in rows] == ["synthetic-test-00000",
-                                       "synthetic-test-00001"]
+  assert [r["name"] for r in rows] == [
+    "synthetic-test-00000",
+    "synthetic-test-00001",
+  ]
   # Cross-check against the libraries called directly on the same data.
   ds = data.make_dataset("synthetic", split="test", num_examples=2)
-  for row, ex in zip(rows, ds.examples()):
+  for row, ex in zip(rows, ds.examples(), strict=True):
     est = tiny_separator.separate_8k(ex["mix"], chunk_seconds=None)
     pit = metrics.separation_metrics(est, ex["sources"], ex["mix"])
     sdr, _, _, _ = fast_bss_eval.bss_eval_sources(
-        ex["sources"].astype(np.float64),
-        est[pit["permutation"]].astype(np.float64))
+      ex["sources"].astype(np.float64),
+      est[pit["permutation"]].astype(np.float64),
+    )
     assert float(row["sdr_db"]) == pytest.approx(sdr.mean(), abs=1e-3)
     assert float(row["si_sdri_db"]) == pytest.approx(
-        pit["si_sdri"].mean(), abs=1e-3)
+      pit["si_sdri"].mean(), abs=1e-3
+    )
   examples = sorted(p.name for p in (out / "examples").iterdir())
   assert examples == sorted(
-      ["synthetic-test-00000_mix.wav"]
-      + [f"synthetic-test-00000_s{j}_{kind}.wav" for j in (1, 2)
-         for kind in ("estimate", "reference")])
+    ["synthetic-test-00000_mix.wav"]
+    + [
+      f"synthetic-test-00000_s{j}_{kind}.wav"
+      for j in (1, 2)
+      for kind in ("estimate", "reference")
+    ]
+  )
   assert sf.info(str(out / "examples" / examples[0])).samplerate == 8000
   # Training's test set (seed 0, 1 utterance) is the first utterance here.
   training = json.loads((tiny_model.workdir / "results.json").read_text())
   assert float(rows[0]["si_sdri_db"]) == pytest.approx(
-      training["test_si_sdri_db"], abs=0.05)
+    training["test_si_sdri_db"], abs=0.05
+  )
 
 
-@pytest.mark.parametrize("argv, culprit", [
+@pytest.mark.parametrize(
+  "argv, culprit",
+  [
     (["--data", "wsj0-2mix"], "--data-root"),
-    (["--data", "libri2mix", "--data-root", "/nonexistent/libri"],
-     "/nonexistent/libri"),
+    (
+      ["--data", "libri2mix", "--data-root", "/nonexistent/libri"],
+      "/nonexistent/libri",
+    ),
     (["--data", "synthetic", "--extra-metrics", "mos"], "mos"),
     (["--data", "synthetic", "--split", "holdout"], "holdout"),
     (["--data", "synthetic", "--num", "0"], "--num"),
-    (["--data", "synthetic", "--model", "/nonexistent/model"],
-     "/nonexistent/model"),
-])
+    (
+      ["--data", "synthetic", "--model", "/nonexistent/model"],
+      "/nonexistent/model",
+    ),
+  ],
+)
 def test_bad_arguments(argv, culprit, tmp_path, capsys):
   code, _, err = _run([*argv, "--workdir", str(tmp_path / "w")], capsys)
   assert code == 2
@@ -175,6 +217,15 @@ def test_bad_arguments(argv, culprit, tmp_path, capsys):
 
 def test_missing_metric_library_is_reported(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(evaluation, "available_extra_metrics", lambda: ())
-  code, _, err = _run(["--data", "synthetic", "--extra-metrics", "pesq",
-                       "--workdir", str(tmp_path / "w")], capsys)
+  code, _, err = _run(
+    [
+      "--data",
+      "synthetic",
+      "--extra-metrics",
+      "pesq",
+      "--workdir",
+      str(tmp_path / "w"),
+    ],
+    capsys,
+  )
   assert code == 2 and "pip install pesq" in err

@@ -11,8 +11,9 @@ from examples.separation import signal
 
 
 def test_kmeans_on_oracle_embeddings_gives_the_ideal_binary_mask():
-  ds = data_lib.SyntheticMixtures("test", seed=3,
-                                  chunk_samples=signal.frames_to_samples(100))
+  ds = data_lib.SyntheticMixtures(
+    "test", seed=3, chunk_samples=signal.frames_to_samples(100)
+  )
   batch = ds.generate(np.random.default_rng(0), 4, ds.chunk_samples)
   mix_stft = signal.stft(jnp.asarray(batch["mix"]))
   src_mag = jnp.abs(signal.stft(jnp.asarray(batch["sources"])))
@@ -22,15 +23,22 @@ def test_kmeans_on_oracle_embeddings_gives_the_ideal_binary_mask():
   basis = np.linalg.qr(rng.normal(size=(20, 20)))[0][:2]  # [S, D]
   emb = ibm @ basis + 0.05 * rng.normal(size=ibm.shape[:-1] + (20,))
   emb = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
-  masks = inference.kmeans_masks(jnp.asarray(emb, jnp.float32),
-                                 jnp.abs(mix_stft))
+  masks = inference.kmeans_masks(
+    jnp.asarray(emb, jnp.float32), jnp.abs(mix_stft)
+  )
   assert masks.shape == (4, 2, *mix_stft.shape[1:])
   np.testing.assert_allclose(np.asarray(masks.sum(1)), 1.0)
-  est = np.asarray(inference.estimate_sources(
+  est = np.asarray(
+    inference.estimate_sources(
       {"mix_stft": mix_stft, "embedding": jnp.asarray(emb, jnp.float32)},
-      jnp.asarray(batch["mix"])))
-  gains = [metrics.separation_metrics(est[b], batch["sources"][b],
-                                      batch["mix"][b])["si_sdri"].mean()
-           for b in range(4)]
+      jnp.asarray(batch["mix"]),
+    )
+  )
+  gains = [
+    metrics.separation_metrics(est[b], batch["sources"][b], batch["mix"][b])[
+      "si_sdri"
+    ].mean()
+    for b in range(4)
+  ]
   # The ideal binary mask gains ~10+ dB on these mixtures.
   assert min(gains) > 6.0, gains

@@ -22,7 +22,7 @@ def test_yields_every_step_in_order_whatever_the_worker_timing():
 
 
 def test_resumed_stream_equals_the_tail_of_the_full_stream():
-  dataset = data_lib.SyntheticMixtures('train', seed=3, chunk_samples=2048)
+  dataset = data_lib.SyntheticMixtures("train", seed=3, chunk_samples=2048)
 
   def load(step):
     return dataset.batch_at(step, 2)
@@ -32,7 +32,7 @@ def test_resumed_stream_equals_the_tail_of_the_full_stream():
   with input_pipeline.Prefetcher(load, 4, 6, depth=2) as it:
     resumed = dict(it)
   for step in (4, 5):
-    for key in ('mix', 'sources'):
+    for key in ("mix", "sources"):
       np.testing.assert_array_equal(resumed[step][key], full[step][key])
 
 
@@ -56,13 +56,13 @@ def test_runs_ahead_at_most_depth_plus_one():
 def test_error_is_raised_at_its_step_and_stops_the_workers():
   def load(step):
     if step == 2:
-      raise RuntimeError('bad batch 2')
+      raise RuntimeError("bad batch 2")
     return step
 
   it = input_pipeline.Prefetcher(load, 0, 10, depth=2)
   assert next(it) == (0, 0)
   assert next(it) == (1, 1)
-  with pytest.raises(RuntimeError, match='bad batch 2'):
+  with pytest.raises(RuntimeError, match="bad batch 2"):
     next(it)
   with pytest.raises(StopIteration):
     next(it)
@@ -85,7 +85,7 @@ def test_early_exit_cancels_and_closes():
 
 def test_empty_range_and_bad_arguments():
   assert not list(input_pipeline.Prefetcher(lambda s: s, 5, 5))
-  with pytest.raises(ValueError, match='depth'):
+  with pytest.raises(ValueError, match="depth"):
     input_pipeline.Prefetcher(lambda s: s, 0, 1, depth=0)
-  with pytest.raises(ValueError, match='workers'):
+  with pytest.raises(ValueError, match="workers"):
     input_pipeline.Prefetcher(lambda s: s, 0, 1, workers=0)

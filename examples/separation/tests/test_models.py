@@ -27,8 +27,8 @@ def naive_blstm(params, x):
   """
   num_layers = len(params)
   for layer in range(num_layers):
-    p = params[f'layer_{layer}']
-    w_ih, w_hh, bias = p['kernel_ih'], p['kernel_hh'], p['bias']
+    p = params[f"layer_{layer}"]
+    w_ih, w_hh, bias = p["kernel_ih"], p["kernel_hh"], p["bias"]
     hidden = w_hh.shape[1]
     batch, length, _ = x.shape
     outputs = []
@@ -39,9 +39,9 @@ def naive_blstm(params, x):
       for t in steps:
         z = x[:, t] @ w_ih[:, d] + h @ w_hh[d] + bias[d]
         i = _sigmoid(z[:, :hidden])
-        f = _sigmoid(z[:, hidden:2 * hidden])
-        g = jnp.tanh(z[:, 2 * hidden:3 * hidden])
-        o = _sigmoid(z[:, 3 * hidden:])
+        f = _sigmoid(z[:, hidden : 2 * hidden])
+        g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
+        o = _sigmoid(z[:, 3 * hidden :])
         c = f * c + i * g
         h = o * jnp.tanh(c)
         hs[t] = h
@@ -50,17 +50,17 @@ def naive_blstm(params, x):
   return x
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def blstm_setup():
   model = models.BLSTM(num_layers=LAYERS, hidden=HIDDEN)
   x = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 5))
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)['params']
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
   return model, params, x
 
 
 def test_blstm_matches_naive_reference(blstm_setup):
   model, params, x = blstm_setup
-  ours = jax.jit(model.apply)({'params': params}, x)
+  ours = jax.jit(model.apply)({"params": params}, x)
   ref = naive_blstm(params, x)
   assert ours.shape == (3, 7, 2 * HIDDEN)
   np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), atol=1e-5)
@@ -69,10 +69,12 @@ def test_blstm_matches_naive_reference(blstm_setup):
 def test_blstm_time_major(blstm_setup):
   model, params, x = blstm_setup
   tm = models.BLSTM(num_layers=LAYERS, hidden=HIDDEN, time_major=True)
-  out = jax.jit(tm.apply)({'params': params}, jnp.swapaxes(x, 0, 1))
+  out = jax.jit(tm.apply)({"params": params}, jnp.swapaxes(x, 0, 1))
   np.testing.assert_allclose(
-      np.asarray(jnp.swapaxes(out, 0, 1)),
-      np.asarray(jax.jit(model.apply)({'params': params}, x)), atol=1e-6)
+    np.asarray(jnp.swapaxes(out, 0, 1)),
+    np.asarray(jax.jit(model.apply)({"params": params}, x)),
+    atol=1e-6,
+  )
 
 
 def test_blstm_gradients_match_naive_reference(blstm_setup):
@@ -83,16 +85,21 @@ def test_blstm_gradients_match_naive_reference(blstm_setup):
   def loss(fn, params, x):
     return jnp.sum(fn(params, x) * cot)
 
-  ours = jax.jit(jax.grad(functools.partial(
-      loss, lambda p, x: model.apply({'params': p}, x)), argnums=(0, 1)))(
-          params, x)
-  ref = jax.jit(jax.grad(functools.partial(loss, naive_blstm),
-                        argnums=(0, 1)))(params, x)
+  ours = jax.jit(
+    jax.grad(
+      functools.partial(loss, lambda p, x: model.apply({"params": p}, x)),
+      argnums=(0, 1),
+    )
+  )(params, x)
+  ref = jax.jit(jax.grad(functools.partial(loss, naive_blstm), argnums=(0, 1)))(
+    params, x
+  )
   flat_ours = jax.tree.leaves(ours)
   flat_ref = jax.tree.leaves(ref)
-  for a, b in zip(flat_ours, flat_ref):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5,
-                               rtol=1e-5)
+  for a, b in zip(flat_ours, flat_ref, strict=True):
+    np.testing.assert_allclose(
+      np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_lstm_recurrence_custom_vjp_matches_autodiff():
@@ -105,150 +112,163 @@ def test_lstm_recurrence_custom_vjp_matches_autodiff():
   def plain(xs, w):  # Autodiff through a straightforward scan.
     def step(carry, x):
       hh, c = carry
-      z = x + jnp.einsum('dbh,dhg->dbg', hh, w)
+      z = x + jnp.einsum("dbh,dhg->dbg", hh, w)
       i, f, g, o = jnp.split(z, 4, axis=-1)
       c = _sigmoid(f) * c + _sigmoid(i) * jnp.tanh(g)
       hh = _sigmoid(o) * jnp.tanh(c)
       return (hh, c), hh
+
     zeros = jnp.zeros((d, b, h))
     return jax.lax.scan(step, (zeros, zeros), xs)[1]
 
   for unroll in (1, 3):
     fn = lambda xs, w, u=unroll: models.lstm_recurrence(xs, w, u)
-    np.testing.assert_allclose(np.asarray(jax.jit(fn)(xs, w)),
-                               np.asarray(jax.jit(plain)(xs, w)), atol=1e-6)
-    g_ours = jax.jit(jax.grad(lambda xs, w: jnp.sum(fn(xs, w) * cot),
-                              argnums=(0, 1)))(xs, w)
-    g_ref = jax.jit(jax.grad(lambda xs, w: jnp.sum(plain(xs, w) * cot),
-                             argnums=(0, 1)))(xs, w)
-    for a, r in zip(g_ours, g_ref):
+    np.testing.assert_allclose(
+      np.asarray(jax.jit(fn)(xs, w)),
+      np.asarray(jax.jit(plain)(xs, w)),
+      atol=1e-6,
+    )
+    g_ours = jax.jit(
+      jax.grad(lambda xs, w: jnp.sum(fn(xs, w) * cot), argnums=(0, 1))
+    )(xs, w)
+    g_ref = jax.jit(
+      jax.grad(lambda xs, w: jnp.sum(plain(xs, w) * cot), argnums=(0, 1))
+    )(xs, w)
+    for a, r in zip(g_ours, g_ref, strict=True):
       np.testing.assert_allclose(np.asarray(a), np.asarray(r), atol=1e-5)
 
 
 def test_blstm_is_bidirectional(blstm_setup):
   _, _, x = blstm_setup
   model = models.BLSTM(num_layers=1, hidden=HIDDEN)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)['params']
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
   apply = jax.jit(model.apply)
-  base = apply({'params': params}, x)
-  late = apply({'params': params}, x.at[:, -1].add(1.0))
+  base = apply({"params": params}, x)
+  late = apply({"params": params}, x.at[:, -1].add(1.0))
   # The first frame's backward half sees the future; its forward half not.
   assert np.abs(np.asarray(late - base)[:, 0, HIDDEN:]).max() > 1e-4
-  np.testing.assert_allclose(np.asarray(late[:, 0, :HIDDEN]),
-                             np.asarray(base[:, 0, :HIDDEN]), atol=1e-6)
-  early = apply({'params': params}, x.at[:, 0].add(1.0))
+  np.testing.assert_allclose(
+    np.asarray(late[:, 0, :HIDDEN]), np.asarray(base[:, 0, :HIDDEN]), atol=1e-6
+  )
+  early = apply({"params": params}, x.at[:, 0].add(1.0))
   assert np.abs(np.asarray(early - base)[:, -1, :HIDDEN]).max() > 1e-4
 
 
 def test_blstm_init():
   model = models.BLSTM(num_layers=1, hidden=10)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0),
-                               jnp.zeros((1, 3, 4)))['params']
-  p = params['layer_0']
-  assert p['kernel_ih'].shape == (4, 2, 40)
-  assert p['kernel_hh'].shape == (2, 10, 40)
-  assert np.abs(np.asarray(p['kernel_hh'])).max() <= 10 ** -0.5
-  bias = np.asarray(p['bias'])
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 3, 4)))[
+    "params"
+  ]
+  p = params["layer_0"]
+  assert p["kernel_ih"].shape == (4, 2, 40)
+  assert p["kernel_hh"].shape == (2, 10, 40)
+  assert np.abs(np.asarray(p["kernel_hh"])).max() <= 10**-0.5
+  bias = np.asarray(p["bias"])
   np.testing.assert_array_equal(bias[:, 10:20], 1.0)  # Forget gate.
   np.testing.assert_array_equal(bias[:, :10], 0.0)
 
 
 def _separator(head, **kwargs):
-  return models.Separator(num_layers=LAYERS, hidden=HIDDEN, head=head,
-                          **kwargs)
+  return models.Separator(num_layers=LAYERS, hidden=HIDDEN, head=head, **kwargs)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def mixture():
   return jax.random.normal(jax.random.PRNGKey(3), (BATCH, LENGTH)) * 0.1
 
 
-@pytest.mark.parametrize('head', models.HEADS)
+@pytest.mark.parametrize("head", models.HEADS)
 def test_separator_heads(head, mixture):
   model = _separator(head)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
   out = jax.jit(model.apply)(variables, mixture)
   frames = signal.num_frames(LENGTH)
-  assert out['mix_stft'].shape == (BATCH, frames, signal.NUM_BINS)
-  np.testing.assert_allclose(np.asarray(out['mix_stft']),
-                             np.asarray(jax.jit(signal.stft)(mixture)),
-                             atol=1e-5)
+  assert out["mix_stft"].shape == (BATCH, frames, signal.NUM_BINS)
+  np.testing.assert_allclose(
+    np.asarray(out["mix_stft"]),
+    np.asarray(jax.jit(signal.stft)(mixture)),
+    atol=1e-5,
+  )
   expected = {
-      'mi': {'mix_stft', 'masks'},
-      'dc': {'mix_stft', 'embedding'},
-      'chimera': {'mix_stft', 'masks', 'embedding'},
-      'snr': {'mix_stft', 'masks', 'waveforms'},
+    "mi": {"mix_stft", "masks"},
+    "dc": {"mix_stft", "embedding"},
+    "chimera": {"mix_stft", "masks", "embedding"},
+    "snr": {"mix_stft", "masks", "waveforms"},
   }[head]
   assert set(out) == expected
-  if 'masks' in out:
-    masks = np.asarray(out['masks'])
+  if "masks" in out:
+    masks = np.asarray(out["masks"])
     assert masks.shape == (BATCH, 2, frames, signal.NUM_BINS)
     assert masks.min() >= 0.0 and masks.max() <= 1.0
-  if 'embedding' in out:
-    emb = np.asarray(out['embedding'])
+  if "embedding" in out:
+    emb = np.asarray(out["embedding"])
     assert emb.shape == (BATCH, frames, signal.NUM_BINS, 20)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=-1), 1.0, atol=1e-5)
     assert emb.min() >= 0.0
-  if 'waveforms' in out:
-    assert out['waveforms'].shape == (BATCH, 2, LENGTH)
+  if "waveforms" in out:
+    assert out["waveforms"].shape == (BATCH, 2, LENGTH)
     # Masks applied to |X| with the mixture phase == istft(masks * X).
     ref = jax.jit(signal.istft, static_argnums=1)(
-        out['masks'] * out['mix_stft'][:, None], LENGTH)
-    np.testing.assert_allclose(np.asarray(out['waveforms']), np.asarray(ref),
-                               atol=1e-5)
+      out["masks"] * out["mix_stft"][:, None], LENGTH
+    )
+    np.testing.assert_allclose(
+      np.asarray(out["waveforms"]), np.asarray(ref), atol=1e-5
+    )
 
 
-@pytest.mark.parametrize('length', [64 * 20])
+@pytest.mark.parametrize("length", [64 * 20])
 def test_snr_output_length_equals_input_length(length):
-  model = _separator('snr')
+  model = _separator("snr")
   wave = jnp.ones((1, length)) * 0.01
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), wave)
   out = jax.jit(model.apply)(variables, wave)
-  assert out['waveforms'].shape == (1, 2, length)
+  assert out["waveforms"].shape == (1, 2, length)
 
 
 def test_embedding_dim_and_num_sources(mixture):
-  model = _separator('chimera', num_sources=3, embedding_dim=7)
+  model = _separator("chimera", num_sources=3, embedding_dim=7)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
   out = jax.jit(model.apply)(variables, mixture)
-  assert out['masks'].shape[1] == 3
-  assert out['embedding'].shape[-1] == 7
+  assert out["masks"].shape[1] == 3
+  assert out["embedding"].shape[-1] == 7
 
 
 def test_invalid_inputs(mixture):
-  with pytest.raises(ValueError, match='head'):
-    _separator('nope').init(jax.random.PRNGKey(0), mixture)
-  with pytest.raises(ValueError, match=r'\[B, L\]'):
-    _separator('mi').init(jax.random.PRNGKey(0), mixture[0])
+  with pytest.raises(ValueError, match="head"):
+    _separator("nope").init(jax.random.PRNGKey(0), mixture)
+  with pytest.raises(ValueError, match=r"\[B, L\]"):
+    _separator("mi").init(jax.random.PRNGKey(0), mixture[0])
 
 
 def test_dropout_only_in_training(mixture):
-  model = _separator('mi', dropout=0.5)
+  model = _separator("mi", dropout=0.5)
   variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
-  apply = jax.jit(model.apply, static_argnames='train')
-  a = apply(variables, mixture)['masks']
-  b = apply(variables, mixture)['masks']
+  apply = jax.jit(model.apply, static_argnames="train")
+  a = apply(variables, mixture)["masks"]
+  b = apply(variables, mixture)["masks"]
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  c = apply(variables, mixture, train=True,
-            rngs={'dropout': jax.random.PRNGKey(1)})['masks']
+  c = apply(
+    variables, mixture, train=True, rngs={"dropout": jax.random.PRNGKey(1)}
+  )["masks"]
   assert np.abs(np.asarray(c - a)).max() > 1e-6
 
 
-@pytest.mark.parametrize('head', ['mi', 'snr'])
+@pytest.mark.parametrize("head", ["mi", "snr"])
 def test_jitted_optax_step_changes_parameters(head, mixture):
   model = _separator(head)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)['params']
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)["params"]
   tx = optax.adam(1e-2)
   opt_state = tx.init(params)
   sources = jnp.stack([mixture * 0.3, mixture * 0.7], axis=1)
 
   def loss_fn(params):
-    out = model.apply({'params': params}, mixture)
-    if head == 'snr':
-      return jnp.mean((out['waveforms'] - sources) ** 2)
+    out = model.apply({"params": params}, mixture)
+    if head == "snr":
+      return jnp.mean((out["waveforms"] - sources) ** 2)
     target = jnp.abs(signal.stft(sources))
-    return jnp.mean(jnp.abs(out['masks'] * jnp.abs(out['mix_stft'])[:, None]
-                            - target))
+    return jnp.mean(
+      jnp.abs(out["masks"] * jnp.abs(out["mix_stft"])[:, None] - target)
+    )
 
   @jax.jit
   def step(params, opt_state):
@@ -260,9 +280,8 @@ def test_jitted_optax_step_changes_parameters(head, mixture):
   assert np.isfinite(float(loss))
   for g in jax.tree.leaves(grads):
     assert np.all(np.isfinite(np.asarray(g)))
-  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params,
-                         new_params)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params, new_params)
   assert all(jax.tree.leaves(changed)), changed
   # Every BLSTM weight receives gradient.
-  for leaf in jax.tree.leaves(grads['blstm']):
+  for leaf in jax.tree.leaves(grads["blstm"]):
     assert np.abs(np.asarray(leaf)).max() > 0

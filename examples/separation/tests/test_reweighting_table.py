@@ -23,23 +23,43 @@ def test_summarize_percentiles():
   assert row["std"] == pytest.approx(np.std(np.arange(101.0)))
 
 
-def test_quick_run_writes_the_table_and_skips_finished_runs(tmp_path,
-                                                           monkeypatch):
-  argv = ["--workdir", str(tmp_path), "--quick", "--alphas", "0,1/5",
-          "--steps", "3"]
+def test_quick_run_writes_the_table_and_skips_finished_runs(
+  tmp_path, monkeypatch
+):
+  argv = [
+    "--workdir",
+    str(tmp_path),
+    "--quick",
+    "--alphas",
+    "0,1/5",
+    "--steps",
+    "3",
+  ]
   assert table_lib.main(argv) == 0
   text = (tmp_path / "table.md").read_text()
   lines = text.splitlines()
   header = next(line for line in lines if line.startswith("| alpha"))
-  for column in ("mean", "std", "p1", "p5", "p10", "p25", "p50", "p75", "p90",
-                 "p95", "p99"):
+  for column in (
+    "mean",
+    "std",
+    "p1",
+    "p5",
+    "p10",
+    "p25",
+    "p50",
+    "p75",
+    "p90",
+    "p95",
+    "p99",
+  ):
     assert f" {column} " in header
   rows = [line for line in lines if line.startswith(("| 0 ", "| 1/5 "))]
   assert len(rows) == 2
   assert all(len(r.strip("|").split("|")) == 13 for r in rows)
   for alpha in (0.0, 0.2):
     results = json.loads(
-        (table_lib.run_dir(tmp_path, alpha) / "results.json").read_text())
+      (table_lib.run_dir(tmp_path, alpha) / "results.json").read_text()
+    )
     assert results["reweight"] == "robust" and results["alpha"] == alpha
     assert results["loss"] == "snr" and results["steps_done"] == 3
     assert len(results["test_si_sdri_per_utterance_db"]) == 8

@@ -38,12 +38,14 @@ def _run(argv, capsys):
 
 
 def _listing(directory: pathlib.Path):
-  return sorted(p.name for p in directory.iterdir()) if directory.exists() \
-      else None
+  return (
+    sorted(p.name for p in directory.iterdir()) if directory.exists() else None
+  )
 
 
-def test_round_trip_keeps_rate_and_length(tmp_path, tiny_model,
-                                          tiny_separator, capsys):
+def test_round_trip_keeps_rate_and_length(
+  tmp_path, tiny_model, tiny_separator, capsys
+):
   inputs = tmp_path / "in"
   inputs.mkdir()
   # Lengths of 1.1-1.2 s share one compiled shape at 8 kHz (fast test).
@@ -53,25 +55,41 @@ def test_round_trip_keeps_rate_and_length(tmp_path, tiny_model,
   sf.write(inputs / "three.ogg", _audio(1.2, 22050, 3, seed=2), 22050)
   (inputs / "notes.txt").write_text("not audio, and not taken from a folder")
   out = tmp_path / "out"
-  code, stdout, err = _run([str(inputs), "--model", str(tiny_model.exported),
-                            "--output-dir", str(out), "--plot"], capsys)
+  code, stdout, err = _run(
+    [
+      str(inputs),
+      "--model",
+      str(tiny_model.exported),
+      "--output-dir",
+      str(out),
+      "--plot",
+    ],
+    capsys,
+  )
   assert code == 0, err
   assert _listing(out) == sorted(
-      f"{stem}_{suffix}" for stem in ("song", "talk", "three")
-      for suffix in ("s1.wav", "s2.wav", "spectrograms.png"))
+    f"{stem}_{suffix}"
+    for stem in ("song", "talk", "three")
+    for suffix in ("s1.wav", "s2.wav", "spectrograms.png")
+  )
   assert len(stdout.splitlines()) == 9
-  for stem, source in (("talk", "talk.wav"), ("song", "song.flac"),
-                       ("three", "three.ogg")):
+  for stem, source in (
+    ("talk", "talk.wav"),
+    ("song", "song.flac"),
+    ("three", "three.ogg"),
+  ):
     info = sf.info(str(inputs / source))
     for j in (1, 2):
       got = sf.info(str(out / f"{stem}_s{j}.wav"))
       assert (got.samplerate, got.channels, got.frames) == (
-          info.samplerate, 1, info.frames), (stem, j)
+        info.samplerate,
+        1,
+        info.frames,
+      ), (stem, j)
   # The file path (streaming resamplers) gives the array API's estimates.
   audio, _ = sf.read(str(inputs / "talk.wav"), dtype="float32")
   expected = tiny_separator(audio, 16000)
-  written = np.stack([sf.read(str(out / f"talk_s{j}.wav"))[0]
-                      for j in (1, 2)])
+  written = np.stack([sf.read(str(out / f"talk_s{j}.wav"))[0] for j in (1, 2)])
   np.testing.assert_allclose(written, expected, atol=1e-4)
   assert (out / "talk_spectrograms.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -79,18 +97,29 @@ def test_round_trip_keeps_rate_and_length(tmp_path, tiny_model,
 def test_chunked_file_agrees_with_whole_file(tmp_path, tiny_model, capsys):
   sf.write(tmp_path / "long.wav", _audio(9.0, 16000, 1, seed=4), 16000)
   outputs = {}
-  for name, flags in (("whole", ["--chunk-seconds", "0"]),
-                      ("chunked", ["--chunk-seconds", "3",
-                                   "--overlap-seconds", "0.75"])):
-    code, _, err = _run([str(tmp_path / "long.wav"), "--model",
-                         str(tiny_model.exported), "--output-dir",
-                         str(tmp_path / name), *flags], capsys)
+  for name, flags in (
+    ("whole", ["--chunk-seconds", "0"]),
+    ("chunked", ["--chunk-seconds", "3", "--overlap-seconds", "0.75"]),
+  ):
+    code, _, err = _run(
+      [
+        str(tmp_path / "long.wav"),
+        "--model",
+        str(tiny_model.exported),
+        "--output-dir",
+        str(tmp_path / name),
+        *flags,
+      ],
+      capsys,
+    )
     assert code == 0, err
-    outputs[name] = np.stack([
-        sf.read(str(tmp_path / name / f"long_s{j}.wav"))[0] for j in (1, 2)])
+    outputs[name] = np.stack(
+      [sf.read(str(tmp_path / name / f"long_s{j}.wav"))[0] for j in (1, 2)]
+    )
   mix = sf.read(str(tmp_path / "long.wav"))[0]
-  agreement = metrics.separation_metrics(outputs["chunked"], outputs["whole"],
-                                         mix)["si_sdr"]
+  agreement = metrics.separation_metrics(
+    outputs["chunked"], outputs["whole"], mix
+  )["si_sdr"]
   assert np.all(agreement > 15.0), agreement
 
 
@@ -135,11 +164,22 @@ def _bad_input(kind, tmp_path, tiny_model):
   raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind", [
-    "missing file", "not audio", "empty audio", "empty folder", "same stem",
-    "model not a model", "model missing", "output not writable"])
-def test_bad_input_is_one_line_naming_the_path(kind, tmp_path, tiny_model,
-                                               capsys):
+@pytest.mark.parametrize(
+  "kind",
+  [
+    "missing file",
+    "not audio",
+    "empty audio",
+    "empty folder",
+    "same stem",
+    "model not a model",
+    "model missing",
+    "output not writable",
+  ],
+)
+def test_bad_input_is_one_line_naming_the_path(
+  kind, tmp_path, tiny_model, capsys
+):
   argv, culprit = _bad_input(kind, tmp_path, tiny_model)
   out = tmp_path / "separated"
   if "--output-dir" not in argv:
@@ -156,22 +196,27 @@ def test_bad_input_is_one_line_naming_the_path(kind, tmp_path, tiny_model,
 def test_missing_default_model(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(separator_lib, "DEFAULT_MODEL", tmp_path / "default")
   sf.write(tmp_path / "a.wav", _audio(0.5, 8000, 1), 8000)
-  code, _, err = _run([str(tmp_path / "a.wav"), "--output-dir",
-                       str(tmp_path / "out")], capsys)
+  code, _, err = _run(
+    [str(tmp_path / "a.wav"), "--output-dir", str(tmp_path / "out")], capsys
+  )
   assert code == 2
   assert err.count("\n") == 1 and str(tmp_path / "default") in err
 
 
 def test_bad_chunking_flags(tmp_path, capsys):
   sf.write(tmp_path / "a.wav", _audio(0.5, 8000, 1), 8000)
-  for flags in (["--chunk-seconds", "1", "--overlap-seconds", "1"],
-                ["--chunk-seconds", "-1"], ["--overlap-seconds", "x"]):
+  for flags in (
+    ["--chunk-seconds", "1", "--overlap-seconds", "1"],
+    ["--chunk-seconds", "-1"],
+    ["--overlap-seconds", "x"],
+  ):
     code, _, err = _run([str(tmp_path / "a.wav"), *flags], capsys)
     assert code == 2 and "error:" in err, flags
 
 
-def test_failure_mid_run_leaves_no_partial_outputs(tmp_path, tiny_model,
-                                                   capsys, monkeypatch):
+def test_failure_mid_run_leaves_no_partial_outputs(
+  tmp_path, tiny_model, capsys, monkeypatch
+):
   for name in ("a", "b"):
     sf.write(tmp_path / f"{name}.wav", _audio(0.6, 16000, 2), 16000)
   real_write = separate.write_resampled
@@ -186,9 +231,17 @@ def test_failure_mid_run_leaves_no_partial_outputs(tmp_path, tiny_model,
 
   monkeypatch.setattr(separate, "write_resampled", failing_write)
   out = tmp_path / "out"
-  code, _, err = _run([str(tmp_path / "a.wav"), str(tmp_path / "b.wav"),
-                       "--model", str(tiny_model.exported), "--output-dir",
-                       str(out)], capsys)
+  code, _, err = _run(
+    [
+      str(tmp_path / "a.wav"),
+      str(tmp_path / "b.wav"),
+      "--model",
+      str(tiny_model.exported),
+      "--output-dir",
+      str(out),
+    ],
+    capsys,
+  )
   assert code == 1
   lines = err.strip().splitlines()
   assert len(lines) == 1 and str(tmp_path / "b.wav") in lines[0], err
@@ -199,9 +252,19 @@ def test_failure_mid_run_leaves_no_partial_outputs(tmp_path, tiny_model,
 def test_module_entry_point(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   proc = subprocess.run(
-      [sys.executable, "-m", "examples.separation.separate",
-       str(tmp_path / "missing.wav")], cwd=tmp_path, env=env,
-      capture_output=True, text=True, timeout=120)
+    [
+      sys.executable,
+      "-m",
+      "examples.separation.separate",
+      str(tmp_path / "missing.wav"),
+    ],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines() == [
-      f"error: {tmp_path / 'missing.wav'}: no such file or directory"]
+    f"error: {tmp_path / 'missing.wav'}: no such file or directory"
+  ]

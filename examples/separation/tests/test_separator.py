@@ -1,5 +1,6 @@
 """The Python API: load_separator, export_model, resampling and chunking."""
 
+import itertools
 import json
 import sys
 
@@ -17,7 +18,7 @@ def _mixture(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
   t = np.arange(int(seconds * rate)) / rate
   out = np.zeros_like(t)
   for f0, rate_hz in ((120.0, 4.0), (230.0, 5.5)):
-    gate = (np.sin(2 * np.pi * rate_hz * t + rng.uniform(0, 6)) > 0)
+    gate = np.sin(2 * np.pi * rate_hz * t + rng.uniform(0, 6)) > 0
     voice = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
     out += 0.1 * gate * voice
   return (out + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
@@ -28,11 +29,13 @@ def test_constants_match_the_model():
 
 
 def test_workdir_and_exported_model_give_the_same_estimates(
-    tiny_model, tiny_separator):
+  tiny_model, tiny_separator
+):
   from_workdir = separator_lib.load_separator(tiny_model.workdir)
   mix = _mixture(1.5, 8000)
-  np.testing.assert_array_equal(from_workdir(mix, 8000),
-                                tiny_separator(mix, 8000))
+  np.testing.assert_array_equal(
+    from_workdir(mix, 8000), tiny_separator(mix, 8000)
+  )
   meta = json.loads((tiny_model.exported / "config.json").read_text())
   assert meta["format"] == separator_lib.FORMAT_NAME
   assert meta["config"]["hidden"] == 8 and meta["config"]["data_root"] is None
@@ -45,18 +48,22 @@ def test_workdir_and_exported_model_give_the_same_estimates(
 
 @pytest.mark.parametrize("layout", ["[L]", "[L, C]", "[C, L]", "int16"])
 def test_any_rate_and_layout_gives_two_sources_of_the_input_length(
-    tiny_separator, layout):
+  tiny_separator, layout
+):
   rate = 16000
   mono = _mixture(1.3, rate)
   stereo = np.stack([mono, 0.5 * mono])  # [2, L]
-  mix = {"[L]": mono, "[L, C]": stereo.T, "[C, L]": stereo,
-         "int16": (stereo.T * 32767).astype(np.int16)}[layout]
+  mix = {
+    "[L]": mono,
+    "[L, C]": stereo.T,
+    "[C, L]": stereo,
+    "int16": (stereo.T * 32767).astype(np.int16),
+  }[layout]
   est = tiny_separator(mix, rate)
   assert est.shape == (2, len(mono)) and est.dtype == np.float32
   assert np.all(np.isfinite(est))
   # Downmixing averages the channels: same estimates as the averaged input.
-  reference = tiny_separator(mono if layout == "[L]" else stereo.mean(0),
-                             rate)
+  reference = tiny_separator(mono if layout == "[L]" else stereo.mean(0), rate)
   np.testing.assert_allclose(est, reference, atol=2e-3)
 
 
@@ -76,7 +83,7 @@ def test_chunk_starts_cover_the_signal_with_full_chunks():
     assert starts[0] == 0
     assert all(s + 100 <= max(length, 100) for s in starts)
     assert max(s + 100 for s in starts) >= length
-    assert all(b - a <= 80 for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= 80 for a, b in itertools.pairwise(starts))
   with pytest.raises(ValueError):
     separator_lib.chunk_starts(1000, 100, 100)
 
@@ -94,10 +101,10 @@ def test_chunks_are_aligned_across_arbitrary_permutations():
 
   def oracle(chunk):
     start = next(starts)
-    np.testing.assert_array_equal(chunk, mix[start:start + len(chunk)])
+    np.testing.assert_array_equal(chunk, mix[start : start + len(chunk)])
     order = rng.permutation(2)
     swaps.append(order[0])
-    return sources[order][:, start:start + len(chunk)]
+    return sources[order][:, start : start + len(chunk)]
 
   out = separator_lib.separate_in_chunks(oracle, mix, 16000, 4000)
   assert 0 < sum(swaps) < len(swaps)  # Both orders happened.
@@ -108,8 +115,9 @@ def test_chunks_are_aligned_across_arbitrary_permutations():
 def test_chunked_and_whole_separation_agree(tiny_separator):
   mix = _mixture(12.0, 8000, seed=3)
   whole = tiny_separator.separate_8k(mix, chunk_seconds=None)
-  chunked = tiny_separator.separate_8k(mix, chunk_seconds=4.0,
-                                       overlap_seconds=1.0)
+  chunked = tiny_separator.separate_8k(
+    mix, chunk_seconds=4.0, overlap_seconds=1.0
+  )
   assert chunked.shape == whole.shape
   agreement = metrics.separation_metrics(chunked, whole, mix)["si_sdr"]
   assert np.all(agreement > 15.0), agreement
@@ -133,7 +141,8 @@ def test_scipy_fallback_resampler(monkeypatch):
 
 
 def test_missing_default_model_is_one_line_naming_the_path(
-    monkeypatch, tmp_path):
+  monkeypatch, tmp_path
+):
   monkeypatch.setattr(separator_lib, "DEFAULT_MODEL", tmp_path / "default")
   with pytest.raises(separator_lib.ModelError) as info:
     separator_lib.load_separator(None)
@@ -141,8 +150,9 @@ def test_missing_default_model_is_one_line_naming_the_path(
   assert "\n" not in message and str(tmp_path / "default") in message
 
 
-@pytest.mark.parametrize("kind", ["missing", "file", "empty", "bad_json",
-                                  "wrong_shapes"])
+@pytest.mark.parametrize(
+  "kind", ["missing", "file", "empty", "bad_json", "wrong_shapes"]
+)
 def test_bad_model_directories(kind, tmp_path, tiny_model):
   path = tmp_path / "model"
   if kind == "file":
@@ -159,14 +169,14 @@ def test_bad_model_directories(kind, tmp_path, tiny_model):
     meta["config"]["hidden"] = 16
     (path / "config.json").write_text(json.dumps(meta))
     (path / "params.msgpack").write_bytes(
-        (tiny_model.exported / "params.msgpack").read_bytes())
+      (tiny_model.exported / "params.msgpack").read_bytes()
+    )
   with pytest.raises(separator_lib.ModelError) as info:
     separator_lib.load_separator(path)
   assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
-def test_export_refuses_to_write_into_a_foreign_directory(tmp_path,
-                                                          tiny_model):
+def test_export_refuses_to_write_into_a_foreign_directory(tmp_path, tiny_model):
   out = tmp_path / "out"
   out.mkdir()
   (out / "notes.txt").write_text("mine")
@@ -180,11 +190,9 @@ def test_export_refuses_to_write_into_a_foreign_directory(tmp_path,
 
 
 def test_export_command_line(tmp_path, tiny_model, capsys):
-  assert separator_lib.main([str(tiny_model.workdir),
-                             str(tmp_path / "m")]) == 0
+  assert separator_lib.main([str(tiny_model.workdir), str(tmp_path / "m")]) == 0
   assert "MB" in capsys.readouterr().out
-  assert separator_lib.main([str(tmp_path / "nope"), str(tmp_path / "m2")]
-                            ) == 2
+  assert separator_lib.main([str(tmp_path / "nope"), str(tmp_path / "m2")]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and str(tmp_path / "nope") in err[0]
   assert not (tmp_path / "m2").exists()

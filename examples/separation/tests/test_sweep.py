@@ -35,8 +35,9 @@ def _table_rows(text):
 def test_smoke_sweep_writes_every_cell_and_resumes(tmp_path, capsys):
   """35 real (tiny) runs through the command line, then a no-op resume."""
   workdir = tmp_path / "sweep"
-  assert sweep.main(["--smoke", "--no-progress", "--workdir",
-                     str(workdir)]) == 0
+  assert (
+    sweep.main(["--smoke", "--no-progress", "--workdir", str(workdir)]) == 0
+  )
   out = capsys.readouterr()
   assert "trained 35 run(s), skipped 0" in out.err
 
@@ -46,23 +47,28 @@ def test_smoke_sweep_writes_every_cell_and_resumes(tmp_path, capsys):
   assert {r["loss"] for r in rows} == set(sweep.LOSSES)
   assert {float(r["p"]) for r in rows} == set(sweep.PS)
   assert {(r["loss"], float(r["p"])) for r in rows} == {
-      (l, p) for l in sweep.LOSSES for p in sweep.PS}
+    (l, p) for l in sweep.LOSSES for p in sweep.PS
+  }
   for r in rows:
     assert r["status"] == "ok" and r["steps"] == str(sweep.SMOKE_STEPS)
     assert math.isfinite(float(r["test_si_sdri_db"]))
     assert float(r["run_seconds"]) > 0
 
   table = (workdir / "table.md").read_text(encoding="utf-8")
-  header = "| p | " + " | ".join(sweep.LOSS_NAMES[l]
-                                 for l in sweep.LOSSES) + " |"
+  header = (
+    "| p | " + " | ".join(sweep.LOSS_NAMES[l] for l in sweep.LOSSES) + " |"
+  )
   assert table.count(header) == 2  # Ours and the paper's.
   cells = _table_rows(table)
   assert list(cells) == [f"{p:g}" for p in sweep.PS]
   for p, row in cells.items():
     assert len(row) == len(sweep.LOSSES)
-    for cell, loss in zip(row, sweep.LOSSES):
-      want = next(float(r["test_si_sdri_db"]) for r in rows
-                  if r["loss"] == loss and float(r["p"]) == float(p))
+    for cell, loss in zip(row, sweep.LOSSES, strict=True):
+      want = next(
+        float(r["test_si_sdri_db"])
+        for r in rows
+        if r["loss"] == loss and float(r["p"]) == float(p)
+      )
       assert "±" not in cell  # One seed: the mean, no std.
       assert abs(float(cell) - want) <= 0.0051
   assert "| 10 | 10.8 | 11.0 | 10.2 | 11.3 | 10.4 |" in table  # The paper.
@@ -72,31 +78,49 @@ def test_smoke_sweep_writes_every_cell_and_resumes(tmp_path, capsys):
   results = sorted((workdir / "runs").glob("*/results.json"))
   assert len(results) == 35
   mtimes = [p.stat().st_mtime_ns for p in results]
-  summary = sweep.run_sweep(workdir, steps=sweep.SMOKE_STEPS, seeds=1,
-                            overrides=sweep.SMOKE_OVERRIDES, progress=False)
+  summary = sweep.run_sweep(
+    workdir,
+    steps=sweep.SMOKE_STEPS,
+    seeds=1,
+    overrides=sweep.SMOKE_OVERRIDES,
+    progress=False,
+  )
   assert (summary["trained"], summary["skipped"]) == (0, 35)
   assert [p.stat().st_mtime_ns for p in results] == mtimes
   assert _read_csv(workdir / "sweep.csv") == rows
 
   # A finished run with another configuration is not silently reused.
   with pytest.raises(sweep.SweepError, match="another configuration"):
-    sweep.run_sweep(workdir, steps=sweep.SMOKE_STEPS + 1, seeds=1,
-                    overrides=sweep.SMOKE_OVERRIDES, progress=False)
+    sweep.run_sweep(
+      workdir,
+      steps=sweep.SMOKE_STEPS + 1,
+      seeds=1,
+      overrides=sweep.SMOKE_OVERRIDES,
+      progress=False,
+    )
 
 
 def _fake_results(config, diverge=()):
   if (config.loss, config.p, config.seed) in diverge:
     from examples.separation import train  # pylint: disable=import-outside-toplevel
+
     raise train.TrainingError("non-finite loss nan at step 2")
   value = 1.0 + config.p / 100 + config.seed
-  return {"loss": config.loss, "p": config.p, "seed": config.seed,
-          "steps": config.steps, "steps_done": config.steps,
-          "test_si_sdri_db": value, "test_si_sdr_db": value}
+  return {
+    "loss": config.loss,
+    "p": config.p,
+    "seed": config.seed,
+    "steps": config.steps,
+    "steps_done": config.steps,
+    "test_si_sdri_db": value,
+    "test_si_sdr_db": value,
+  }
 
 
 def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
   """Two seeds per cell, one diverged run, a p the paper did not run."""
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+
   diverge = {("mi", 5.0, 1)}
   calls = []
 
@@ -104,20 +128,29 @@ def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
     del unused
     calls.append(workdir)
     results = _fake_results(config, diverge)
-    full = {**json.loads(json.dumps(dataclasses.asdict(config))),
-            **results}
+    full = {**json.loads(json.dumps(dataclasses.asdict(config))), **results}
     return full
 
   monkeypatch.setattr(train, "train_and_evaluate", fake)
-  summary = sweep.run_sweep(tmp_path, seeds=2, steps=4, losses=("mi", "dc"),
-                            ps=(5.0, 100.0), progress=False)
+  summary = sweep.run_sweep(
+    tmp_path,
+    seeds=2,
+    steps=4,
+    losses=("mi", "dc"),
+    ps=(5.0, 100.0),
+    progress=False,
+  )
   assert (summary["trained"], summary["skipped"]) == (8, 0)
   assert summary["diverged"] == 1
   rows = _read_csv(tmp_path / "sweep.csv")
   assert [r["status"] for r in rows].count("diverged") == 1
   diverged = next(r for r in rows if r["status"] == "diverged")
-  assert (diverged["loss"], diverged["p"], diverged["seed"],
-          diverged["test_si_sdri_db"]) == ("mi", "5", "1", "")
+  assert (
+    diverged["loss"],
+    diverged["p"],
+    diverged["seed"],
+    diverged["test_si_sdri_db"],
+  ) == ("mi", "5", "1", "")
   cells = _table_rows((tmp_path / "table.md").read_text(encoding="utf-8"))
   # dc, p=100: seeds 0 and 1 give 2.0 and 3.0: mean 2.5, sample std 0.71.
   assert cells["100"] == ["2.50 ± 0.71", "2.50 ± 0.71"]
@@ -127,12 +160,20 @@ def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
   assert "| 100 | 8.5 | 10.2 |" in table
   _assert_png(tmp_path / "sweep.png")
   # The diverged run counts as finished.
-  again = sweep.run_sweep(tmp_path, seeds=2, steps=4, losses=("mi", "dc"),
-                          ps=(5.0, 100.0), progress=False)
+  again = sweep.run_sweep(
+    tmp_path,
+    seeds=2,
+    steps=4,
+    losses=("mi", "dc"),
+    ps=(5.0, 100.0),
+    progress=False,
+  )
   assert (again["trained"], again["skipped"], len(calls)) == (0, 8, 8)
 
 
-@pytest.mark.parametrize("args, culprit", [
+@pytest.mark.parametrize(
+  "args, culprit",
+  [
     (["--seeds", "0"], "--seeds"),
     (["--steps", "-2"], "--steps"),
     (["--steps", "many"], "--steps"),
@@ -140,7 +181,8 @@ def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
     (["--ps", "10,101"], "--ps"),
     (["--ps", "ten"], "--ps"),
     (["--preset", "huge"], "--preset"),
-])
+  ],
+)
 def test_bad_arguments_give_one_line(args, culprit, tmp_path, capsys):
   workdir = tmp_path / "w"
   with pytest.raises(SystemExit) as exc:

@@ -16,17 +16,30 @@ from examples.separation import train
 
 def micro_config(**overrides):
   """A very small model and data so that a few steps take seconds."""
-  base = dict(num_layers=1, hidden=16, batch_size=8, chunk_frames=24,
-              steps=4, num_val_examples=2, num_test_examples=2,
-              log_every=1, eval_every=4, checkpoint_every=2,
-              num_wav_examples=1, progress=False, history_size=64)
+  base = dict(
+    num_layers=1,
+    hidden=16,
+    batch_size=8,
+    chunk_frames=24,
+    steps=4,
+    num_val_examples=2,
+    num_test_examples=2,
+    log_every=1,
+    eval_every=4,
+    checkpoint_every=2,
+    num_wav_examples=1,
+    progress=False,
+    history_size=64,
+  )
   base.update(overrides)
   return configs.get_config("tiny", **base)
 
 
 def _params_changed(a, b):
-  return any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a),
-                                                    jax.tree.leaves(b)))
+  return any(
+    not np.allclose(x, y)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+  )
 
 
 @pytest.mark.parametrize("loss", configs.LOSSES)
@@ -35,8 +48,11 @@ def test_one_jitted_step_changes_params_with_finite_logs(loss):
   state = train.create_train_state(config, jax.random.key(0))
   before = jax.tree.map(np.asarray, state.params)
   batch = train.train_batch(train.make_dataset(config, "train"), config, 0)
-  batch = {k: jnp.asarray(v) for k, v in batch.items()
-           if k in ("mix", "sources", "classes")}
+  batch = {
+    k: jnp.asarray(v)
+    for k, v in batch.items()
+    if k in ("mix", "sources", "classes")
+  }
   state, logs = jax.jit(train.make_train_step(config))(state, batch)
   assert _params_changed(before, state.params)
   for key in ("loss", "grad_norm", "threshold"):
@@ -55,10 +71,14 @@ def test_loss_falls_and_si_sdri_rises_on_a_fixed_small_set():
 
   def si_sdri(params):
     est = np.asarray(separate(params, fixed["mix"]))
-    return np.mean([
-        metrics.separation_metrics(est[i], batch["sources"][i],
-                                   batch["mix"][i])["si_sdri"].mean()
-        for i in range(len(est))])
+    return np.mean(
+      [
+        metrics.separation_metrics(
+          est[i], batch["sources"][i], batch["mix"][i]
+        )["si_sdri"].mean()
+        for i in range(len(est))
+      ]
+    )
 
   before_sdri = si_sdri(state.params)
   losses = []
@@ -72,16 +92,25 @@ def test_loss_falls_and_si_sdri_rises_on_a_fixed_small_set():
 
 def test_train_and_evaluate_writes_outputs(tmp_path):
   results = train.train_and_evaluate(micro_config(), str(tmp_path))
-  records = [json.loads(line) for line in
-             (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  records = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   assert [r["step"] for r in records] == [1, 2, 3, 4]
   for r in records:
     for key in ("step", "loss", "grad_norm", "threshold", "clipped"):
       assert key in r
   assert "val_si_sdri_db" in records[-1]
   saved = json.loads((tmp_path / "results.json").read_text())
-  for key in ("loss", "clip", "p", "steps", "seed", "test_si_sdr_db",
-              "test_si_sdri_db"):
+  for key in (
+    "loss",
+    "clip",
+    "p",
+    "steps",
+    "seed",
+    "test_si_sdr_db",
+    "test_si_sdri_db",
+  ):
     assert key in saved
   assert saved == json.loads(json.dumps(results))
   assert np.isfinite(saved["test_si_sdri_db"])
@@ -93,18 +122,23 @@ def test_resume_equals_uninterrupted_run(tmp_path):
   config = micro_config(steps=6, checkpoint_every=3, eval_every=6)
   straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
   interrupted = tmp_path / "interrupted"
-  train.train_and_evaluate(dataclasses.replace(config, steps=3),
-                           str(interrupted))
+  train.train_and_evaluate(
+    dataclasses.replace(config, steps=3), str(interrupted)
+  )
   resumed = train.train_and_evaluate(config, str(interrupted), resume=True)
   assert resumed["steps_done"] == straight["steps_done"] == 6
   assert resumed["test_si_sdri_db"] == straight["test_si_sdri_db"]
   assert resumed["final_threshold"] == straight["final_threshold"]
+
   def training_logs(path):
     # The interrupted run also validated at its last step (3); compare the
     # training quantities.
     keys = ("step", "loss", "grad_norm", "threshold", "clipped")
-    return [{k: json.loads(x)[k] for k in keys}
-            for x in (path / "metrics.jsonl").read_text().splitlines()]
+    return [
+      {k: json.loads(x)[k] for k in keys}
+      for x in (path / "metrics.jsonl").read_text().splitlines()
+    ]
+
   assert training_logs(interrupted) == training_logs(tmp_path / "straight")
 
 
@@ -116,17 +150,21 @@ def test_eight_devices_equal_one_device():
   finals = []
   for num_devices in (1, 8):
     mesh = train.make_mesh(num_devices)
-    state = jax.device_put(train.create_train_state(config, jax.random.key(0)),
-                           jax.sharding.NamedSharding(
-                               mesh, jax.sharding.PartitionSpec()))
+    state = jax.device_put(
+      train.create_train_state(config, jax.random.key(0)),
+      jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+    )
     for t in range(3):
-      state, _ = step(state, train.shard_batch(
-          train.train_batch(ds, config, t), mesh))
+      state, _ = step(
+        state, train.shard_batch(train.train_batch(ds, config, t), mesh)
+      )
     if num_devices == 8:
       leaf = jax.tree.leaves(state.params)[0]
       assert len(leaf.sharding.device_set) == 8
     finals.append(jax.tree.map(np.asarray, (state.params, state.opt_state)))
-  for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
+  for a, b in zip(
+    jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]), strict=True
+  ):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6)
 
 
@@ -146,8 +184,9 @@ def test_kmeans_masks_separate_clustered_embeddings():
   labels = rng.integers(0, 2, (1, 5, 7))
   centers = np.array([[1.0, 0.0], [0.0, 1.0]])
   emb = centers[labels] + 0.05 * rng.standard_normal((1, 5, 7, 2))
-  masks = inference.kmeans_masks(jnp.asarray(emb, jnp.float32),
-                                 jnp.ones((1, 5, 7)))
+  masks = inference.kmeans_masks(
+    jnp.asarray(emb, jnp.float32), jnp.ones((1, 5, 7))
+  )
   m = np.asarray(masks)[0]
   agree = np.mean(m[0] == (labels[0] == 0))
   assert agree in (0.0, 1.0)

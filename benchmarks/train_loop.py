@@ -1,0 +1,193 @@
+"""Training-loop overhead: the loop's time per step / the bare jitted step's.
+
+Usage::
+
+  python benchmarks/train_loop.py [--presets tiny,small]
+      [--data synthetic,files] [--steps 300] [--rounds 3] [--out FILE.md]
+
+For each preset and data source it measures, side by side in one process and
+interleaved over ``--rounds`` rounds (median reported, robust to a noisy shared
+machine):
+
+* ``bare``: the jitted train step of ``train.make_train_step`` called on one
+  batch that is already on the device, ``jax.device_get`` of its logs after
+  every step (as the loop does) -- the speed the loop should run at;
+* ``loop``: ``train.train_and_evaluate`` with the preset's settings (data
+  generation or wav reading, host-to-device transfer, logging, progress bar
+  off), timed per step through its ``step_callback`` from step 20 to the
+  step before the last (the last one runs the final validation and
+  checkpoint, and the first ones compile).
+
+The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
+bookkeeping; the target is <= 1.10. It also prints what one validation pass
+costs, in steps of the bare loop, to show that evaluation does not dominate.
+
+``files`` data is a wsj0-2mix-style tree of synthetic utterances written to a
+temporary directory (4 s each), read back by the wav loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from examples.separation import cli
+from examples.separation import configs
+from examples.separation import data as data_lib
+from examples.separation import train
+
+WARMUP_STEPS = 20
+
+
+def write_file_tree(
+  root: pathlib.Path, num: int = 64, seconds: float = 4.0
+) -> None:
+  """A wsj0-2mix-layout tree of synthetic mixtures (tr and cv, ``num`` each)."""
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+
+  for split, code in (("tr", "train"), ("cv", "validation"), ("tt", "test")):
+    gen = data_lib.SyntheticMixtures(code, seed=1)
+    rng = np.random.default_rng([7, len(split)])
+    count = num if split == "tr" else 8
+    batch = gen.generate(rng, count, int(seconds * data_lib.SAMPLE_RATE))
+    for kind in ("mix", "s1", "s2"):
+      (root / "wav8k" / "min" / split / kind).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+      name = f"utt{i:04d}.wav"
+      base = root / "wav8k" / "min" / split
+      sf.write(
+        base / "mix" / name,
+        batch["mix"][i],
+        data_lib.SAMPLE_RATE,
+        subtype="FLOAT",
+      )
+      for j in range(2):
+        sf.write(
+          base / f"s{j + 1}" / name,
+          batch["sources"][i, j],
+          data_lib.SAMPLE_RATE,
+          subtype="FLOAT",
+        )
+
+
+def bare_seconds_per_step(config: configs.Config, steps: int) -> float:
+  """Median-free timing of ``steps`` bare jitted steps (after warm-up)."""
+  mesh = train.make_mesh()
+  state = train.create_train_state(config, jax.random.key(config.seed))
+  state = jax.device_put(
+    state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  )
+  dataset = train.make_dataset(config, "train")
+  batch = train.shard_batch(train.train_batch(dataset, config, 0), mesh)
+  step_fn = jax.jit(train.make_train_step(config), donate_argnums=0)
+  for _ in range(WARMUP_STEPS):
+    state, logs = step_fn(state, batch)
+    jax.device_get(logs)
+  t0 = time.perf_counter()
+  for _ in range(steps):
+    state, logs = step_fn(state, batch)
+    jax.device_get(logs)
+  return (time.perf_counter() - t0) / steps
+
+
+def loop_seconds_per_step(
+  config: configs.Config, steps: int, workdir: str
+) -> tuple[float, float]:
+  """Per-step time inside ``train_and_evaluate``, and one validation's time."""
+  times = []
+
+  def callback(step, state, logs):
+    del state, logs
+    times.append((step, time.perf_counter()))
+
+  train.train_and_evaluate(config, workdir, step_callback=callback)
+  (s0, t0), (s1, t1) = times[WARMUP_STEPS - 1], times[-2]
+  per_step = (t1 - t0) / (s1 - s0)
+  # The last step ran the final validation (and checkpoint) before the test
+  # evaluation; what it cost beyond a step is the validation pass.
+  last = times[-1][1] - times[-2][1] - per_step
+  return per_step, last
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--presets", default="tiny,small")
+  parser.add_argument("--data", default="synthetic,files")
+  parser.add_argument("--steps", type=cli.positive_int, default=300)
+  parser.add_argument("--rounds", type=cli.positive_int, default=3)
+  parser.add_argument(
+    "--out", default=None, help="also write the table to this markdown file"
+  )
+  args = parser.parse_args(argv)
+  presets = args.presets.split(",")
+  sources = args.data.split(",")
+  for preset in presets:
+    if preset not in configs.PRESETS:
+      parser.error(f"--presets: unknown preset {preset!r}")
+  for source in sources:
+    if source not in ("synthetic", "files"):
+      parser.error(f"--data: {source!r} is not synthetic or files")
+
+  lines = [
+    f"# machine: {cli.machine_description()}",
+    f"# {args.rounds} interleaved rounds of {args.steps} steps, median; "
+    f"loop = train_and_evaluate (prefetch depth "
+    f"{configs.Config.prefetch}), bare = jitted step on a device batch",
+    "| preset | data | bare ms/step | loop ms/step | loop / bare | "
+    "one validation (in bare steps) |",
+    "|---|---|---|---|---|---|",
+  ]
+  print("\n".join(lines), flush=True)
+  with tempfile.TemporaryDirectory() as tmp:
+    tree = pathlib.Path(tmp) / "tree"
+    if "files" in sources:
+      write_file_tree(tree)
+    for preset in presets:
+      for source in sources:
+        extra = (
+          {}
+          if source == "synthetic"
+          else {"data": "wsj0-2mix", "data_root": str(tree)}
+        )
+        config = configs.get_config(
+          preset,
+          steps=args.steps + 1,
+          progress=False,
+          checkpoint=False,
+          num_wav_examples=0,
+          num_test_examples=1,
+          max_eval_examples=8,
+          **extra,
+        )
+        bare, loop, val = [], [], []
+        for r in range(args.rounds):
+          bare.append(bare_seconds_per_step(config, args.steps))
+          per_step, last = loop_seconds_per_step(
+            config, args.steps, os.path.join(tmp, f"{preset}_{source}_{r}")
+          )
+          loop.append(per_step)
+          val.append(last)
+        b, l, v = (statistics.median(x) for x in (bare, loop, val))
+        line = (
+          f"| {preset} | {source} | {b * 1e3:.1f} | {l * 1e3:.1f} | "
+          f"{l / b:.2f}x | {v / b:.0f} |"
+        )
+        lines.append(line)
+        print(line, flush=True)
+  if args.out:
+    pathlib.Path(args.out).write_text("\n".join(lines) + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
