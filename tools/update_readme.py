@@ -26,6 +26,26 @@ SOURCES = {
     "results/compare/comparison.md",
     "python -m examples.separation.compare --workdir results/compare",
   ),
+  "tiny_losses": (
+    "results/tiny_losses/comparison.md",
+    "python -m examples.separation.compare --losses all --clips autoclip "
+    "--workdir results/tiny_losses",
+  ),
+  "tts": (
+    "results/tts/comparison.md",
+    "python -m examples.separation.compare --losses mi --clips autoclip "
+    "--data wsj0-2mix --data-root TTS_ROOT --workdir results/tts",
+  ),
+  "train_loop": (
+    "benchmarks/results/train_loop_cpu.md",
+    "python benchmarks/train_loop.py"
+    " --out benchmarks/results/train_loop_cpu.md",
+  ),
+  "parallel_runs": (
+    "benchmarks/results/parallel_runs_cpu.md",
+    "python benchmarks/parallel_runs.py > "
+    "benchmarks/results/parallel_runs_cpu.md",
+  ),
   "sweep": (
     "results/sweep/table.md",
     "python -m examples.separation.sweep --workdir results/sweep",

@@ -28,17 +28,20 @@ def run_configs(
   steps: int | None,
   p: float,
   clips: tuple[str, ...] = CLIP_CHOICES,
+  data: dict | None = None,
 ) -> dict[str, configs.Config]:
-  """The configs of one loss (AutoClip and/or none), named by run folder."""
-  extra = (
-    {}
-    if steps is None
-    else {
-      "steps": steps,
-      "eval_every": min(steps, 500),
-      "checkpoint_every": min(steps, 500),
-    }
-  )
+  """The configs of one loss (AutoClip and/or none), named by run folder.
+
+  ``data`` holds extra config fields for the data set (``data``,
+  ``data_root``); the default is the embedded synthetic data.
+  """
+  extra = dict(data or {})
+  if steps is not None:
+    extra.update(
+      steps=steps,
+      eval_every=min(steps, 500),
+      checkpoint_every=min(steps, 500),
+    )
   runs = {}
   if "autoclip" in clips:
     runs[f"autoclip_p{p:g}"] = configs.get_config(
@@ -72,10 +75,16 @@ def parse_losses(text: str) -> list[str]:
   return list(dict.fromkeys(losses))
 
 
+def data_description(args: argparse.Namespace) -> str:
+  if args.data == "synthetic":
+    return "synthetic two-talker data"
+  return f"{args.data} data from {args.data_root}"
+
+
 def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
   lines = [
     f"`{command}` -- {args.preset} preset, seed {args.seed}, "
-    "synthetic two-talker data; machine: "
+    f"{data_description(args)}; machine: "
     f"{cli.machine_description()}.",
     "",
     "| loss | run | steps | train s | clip fraction | "
@@ -112,6 +121,12 @@ def main(argv=None) -> int:
     default="autoclip,none",
     help="runs per loss: autoclip (p), none, or both",
   )
+  parser.add_argument(
+    "--data", default="synthetic", help=f"one of {configs.DATASETS}"
+  )
+  parser.add_argument(
+    "--data-root", default=None, help="root of wsj0-2mix / Libri2Mix"
+  )
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=None)
@@ -125,7 +140,15 @@ def main(argv=None) -> int:
     losses = parse_losses(args.losses)
     clips = parse_clips(args.clips)
     plan = {
-      loss: run_configs(args.preset, loss, args.seed, args.steps, args.p, clips)
+      loss: run_configs(
+        args.preset,
+        loss,
+        args.seed,
+        args.steps,
+        args.p,
+        clips,
+        {"data": args.data, "data_root": args.data_root},
+      )
       for loss in losses
     }
     for runs in plan.values():
@@ -183,8 +206,8 @@ def main(argv=None) -> int:
     )
   )
   print(
-    f"\nTest SI-SDRi ({args.preset} preset, seed {args.seed}, synthetic "
-    "two-talker data):"
+    f"\nTest SI-SDRi ({args.preset} preset, seed {args.seed}, "
+    f"{data_description(args)}):"
   )
   for loss, runs in summary.items():
     for name, s in runs.items():
