@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add("--preset", default="tiny", help=f"one of {tuple(configs.PRESETS)}")
   add("--steps", type=int, default=None, help="training steps (preset)")
+  add(
+    "--hidden",
+    type=int,
+    default=None,
+    help="BLSTM units per direction (preset)",
+  )
+  add("--num-layers", type=int, default=None, help="BLSTM layers (preset)")
   add("--batch-size", type=int, default=None, help="batch size (preset)")
   add(
     "--chunk-frames",
@@ -52,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
+  add(
+    "--dynamic-mixing",
+    action="store_true",
+    help="real data: train on new mixtures of the training sources "
+    "(random pairs and levels) instead of the stored mixtures",
+  )
+  add(
+    "--synthetic-fraction",
+    type=float,
+    default=None,
+    help="real data: fraction of each training batch that is synthetic "
+    "mixtures (0)",
+  )
   add(
     "--pairing",
     default=None,
@@ -133,14 +153,18 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "reweight": args.reweight,
     "progress": not args.no_progress,
     "environmental": args.environmental,
+    "dynamic_mixing": args.dynamic_mixing,
   }
   optional = {
     "history_size": args.history_size,
     "steps": args.steps,
+    "hidden": args.hidden,
+    "num_layers": args.num_layers,
     "batch_size": args.batch_size,
     "chunk_frames": args.chunk_frames,
     "learning_rate": args.learning_rate,
     "eval_every": args.eval_every,
+    "synthetic_fraction": args.synthetic_fraction,
     "steps_per_epoch": args.steps_per_epoch,
     "factor": args.factor,
     "patience": args.patience,

@@ -78,7 +78,8 @@ def parse_losses(text: str) -> list[str]:
 def data_description(args: argparse.Namespace) -> str:
   if args.data == "synthetic":
     return "synthetic two-talker data"
-  return f"{args.data} data from {args.data_root}"
+  remix = " (dynamic mixing)" if getattr(args, "dynamic_mixing", False) else ""
+  return f"{args.data} data from {args.data_root}{remix}"
 
 
 def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
@@ -127,6 +128,11 @@ def main(argv=None) -> int:
   parser.add_argument(
     "--data-root", default=None, help="root of wsj0-2mix / Libri2Mix"
   )
+  parser.add_argument(
+    "--dynamic-mixing",
+    action="store_true",
+    help="real data: train on new mixtures of the training sources",
+  )
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=None)
@@ -147,7 +153,11 @@ def main(argv=None) -> int:
         args.steps,
         args.p,
         clips,
-        {"data": args.data, "data_root": args.data_root},
+        {
+          "data": args.data,
+          "data_root": args.data_root,
+          "dynamic_mixing": args.dynamic_mixing,
+        },
       )
       for loss in losses
     }

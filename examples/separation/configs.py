@@ -90,6 +90,13 @@ class Config:
   # Data.
   data: str = "synthetic"
   data_root: str | None = None
+  # Real datasets: train on new mixtures of the training split's sources
+  # (two utterances, random relative level in [-5, 5] dB) rather than on
+  # the stored mixtures; evaluation always uses the stored ones.
+  dynamic_mixing: bool = False
+  # Real datasets: this fraction of every training batch is synthetic
+  # mixtures (their talkers are unlimited; the real data's are not).
+  synthetic_fraction: float = 0.0
   pairing: str = "cross_register"
   num_val_examples: int = 16
   num_test_examples: int = 32
@@ -266,6 +273,10 @@ def validate(config: Config) -> None:
   _check(
     0.0 <= c.chimera_alpha <= 1.0,
     f"chimera_alpha={c.chimera_alpha!r} must be in [0, 1]",
+  )
+  _check(
+    0.0 <= c.synthetic_fraction < 1.0,
+    f"synthetic_fraction={c.synthetic_fraction!r} must be in [0, 1)",
   )
   if c.data != "synthetic":
     _check(

@@ -945,9 +945,11 @@ class FileMixtures(_Base):
     seed: int = 0,
     chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
     sample_rate: int = SAMPLE_RATE,
+    dynamic_mixing: bool = False,
   ):
     self.name = name
     self.split = canonical_split(split)
+    self.dynamic_mixing = bool(dynamic_mixing)
     self.utterances = list(utterances)
     self.seed = int(seed)
     self.chunk_samples = int(chunk_samples)
@@ -981,6 +983,59 @@ class FileMixtures(_Base):
       "classes": np.zeros((len(indices), NUM_SOURCES), np.int32),
     }
 
+  def _read_chunk(
+    self, path: str, num_samples: int, rng: np.random.Generator
+  ) -> np.ndarray:
+    """A random-offset chunk of one file, zero-padded to ``chunk_samples``."""
+    length = self.chunk_samples
+    start = int(rng.integers(0, max(num_samples - length, 0) + 1))
+    out = np.zeros(length, np.float32)
+    audio = _read(path, start, min(start + length, num_samples))
+    out[: len(audio)] = audio
+    return out
+
+  def _remixed_chunks(
+    self, indices: np.ndarray, rng: np.random.Generator
+  ) -> Batch:
+    """Dynamic mixing: new mixtures of sources from two different files.
+
+    Source 1 of mixture ``i`` is a random source (s1 or s2) of utterance
+    ``indices[i]``, source 2 a random source of another random utterance,
+    each at its own random offset; source 2 is rescaled to a level relative
+    to source 1 drawn uniformly in [-5, 5] dB (the wsj0-2mix range), and the
+    mixture is their sum. Nothing checks that the two talkers differ (the
+    layout does not name them): with many talkers they rarely coincide.
+    """
+    n = self.num_examples
+    length = self.chunk_samples
+    sources = np.zeros((len(indices), NUM_SOURCES, length), np.float32)
+    for i, idx in enumerate(indices):
+      other = int(rng.integers(0, n - 1)) if n > 1 else 0
+      other += int(n > 1 and other >= idx)
+      picks = rng.integers(0, NUM_SOURCES, size=2)
+      for j, (u, k) in enumerate(((int(idx), picks[0]), (other, picks[1]))):
+        utt = self.utterances[u]
+        sources[i, j] = self._read_chunk(
+          utt.source_paths[k], utt.num_samples, rng
+        )
+      level_db = rng.uniform(-5.0, 5.0)
+      power = np.mean(sources[i] ** 2, axis=-1)
+      if power[0] > 0 and power[1] > 0:
+        gain = np.sqrt(power[0] / power[1]) * 10.0 ** (level_db / 20.0)
+        sources[i, 1] *= np.float32(gain)
+    return {
+      "mix": sources.sum(axis=1),
+      "sources": sources,
+      "classes": np.zeros((len(indices), NUM_SOURCES), np.int32),
+    }
+
+  def _train_chunks(
+    self, indices: np.ndarray, rng: np.random.Generator
+  ) -> Batch:
+    if self.dynamic_mixing:
+      return self._remixed_chunks(indices, rng)
+    return self._chunks(indices, rng)
+
   def batches(
     self, batch_size: int, rng: np.random.Generator | int | None = None
   ) -> Iterator[Batch]:
@@ -995,7 +1050,7 @@ class FileMixtures(_Base):
       while len(order) < batch_size:
         order = np.concatenate([order, rng.permutation(self.num_examples)])
       picked, order = order[:batch_size], order[batch_size:]
-      yield self._chunks(picked, rng)
+      yield self._train_chunks(picked, rng)
 
   def batch_at(self, step: int, batch_size: int) -> Batch:
     """Batch ``step`` of a fixed epoch-shuffled stream, computed statelessly.
@@ -1015,7 +1070,7 @@ class FileMixtures(_Base):
       here = positions // n == epoch
       indices[here] = perm[positions[here] % n]
     rng = np.random.default_rng([self.seed, self._split_code, 5, step])
-    return self._chunks(indices, rng)
+    return self._train_chunks(indices, rng)
 
   def examples(self) -> Iterator[dict]:
     """Whole utterances in listing (name) order."""
@@ -1027,6 +1082,40 @@ class FileMixtures(_Base):
         "classes": np.zeros(NUM_SOURCES, np.int32),
         "name": utt.name,
       }
+
+
+class BlendedTraining:
+  """Training batches drawn from two datasets, ``fraction`` from the second.
+
+  ``batch_at(step, B)`` concatenates ``primary.batch_at(step, B - k)`` and
+  ``secondary.batch_at(step, k)`` with ``k = round(fraction * B)``, so it is
+  still a pure function of the step (resume-safe). Everything else
+  (evaluation, names, sizes) is the primary dataset's. Used to add the
+  synthetic talkers' unlimited variety to a real or TTS training set.
+  """
+
+  KEYS = ("mix", "sources", "classes")
+
+  def __init__(self, primary, secondary, fraction: float):
+    if not 0.0 <= fraction < 1.0:
+      raise ValueError(f"fraction={fraction!r} must be in [0, 1)")
+    if primary.chunk_samples != secondary.chunk_samples:
+      raise ValueError("the two datasets must have the same chunk length")
+    self.primary = primary
+    self.secondary = secondary
+    self.fraction = float(fraction)
+
+  def __getattr__(self, name):
+    return getattr(self.primary, name)
+
+  def batch_at(self, step: int, batch_size: int) -> Batch:
+    k = int(round(self.fraction * batch_size))
+    k = min(k, batch_size - 1)
+    first = self.primary.batch_at(step, batch_size - k)
+    if k == 0:
+      return {key: first[key] for key in self.KEYS}
+    second = self.secondary.batch_at(step, k)
+    return {key: np.concatenate([first[key], second[key]]) for key in self.KEYS}
 
 
 # --- wsj0-2mix --------------------------------------------------------------
@@ -1223,6 +1312,7 @@ def make_dataset(
   mode: str = "min",
   train_subset: str = "train-100",
   mix_type: str = "clean",
+  dynamic_mixing: bool = False,
 ) -> SyntheticMixtures | FileMixtures:
   """Builds a dataset; real datasets are fully validated here.
 
@@ -1240,6 +1330,11 @@ def make_dataset(
     train_subset: Libri2Mix training subset, ``'train-100'`` or
       ``'train-360'``.
     mix_type: Libri2Mix mixture type, ``'clean'`` or ``'both'``.
+    dynamic_mixing: real datasets only: the training stream (``batches``,
+      ``batch_at``) remixes sources of different utterances at random
+      levels instead of reading the stored mixtures (see
+      ``FileMixtures._remixed_chunks``); evaluation (``examples``) is
+      unaffected.
 
   Returns:
     A ``SeparationDataset``.
@@ -1275,4 +1370,5 @@ def make_dataset(
     seed=seed,
     chunk_samples=chunk_samples,
     sample_rate=sample_rate,
+    dynamic_mixing=dynamic_mixing,
   )

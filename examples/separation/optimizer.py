@@ -124,14 +124,17 @@ def _epoch_schedule(
 def learning_rate_schedule(config: configs.Config) -> optax.ScalarOrSchedule:
   """Adam's step-indexed learning rate: warm-up, then constant or cosine.
 
-  ``warmup_steps`` ramps linearly from 0 to ``learning_rate``;
+  ``warmup_steps`` ramps linearly from ``learning_rate / warmup_steps`` at
+  step 0 (not from 0: the first step must move the weights) to
+  ``learning_rate`` at step ``warmup_steps``;
   ``lr_decay='cosine'`` then decays to ``learning_rate * lr_final_fraction``
   at ``steps``. The epoch schedulers (``schedule``) multiply this rate.
   """
   peak = config.learning_rate
+  first = peak / max(config.warmup_steps, 1)
   if config.lr_decay == "cosine":
     return optax.warmup_cosine_decay_schedule(
-      0.0,
+      first,
       peak,
       config.warmup_steps,
       max(config.steps, config.warmup_steps + 1),
@@ -140,7 +143,7 @@ def learning_rate_schedule(config: configs.Config) -> optax.ScalarOrSchedule:
   if config.warmup_steps:
     return optax.join_schedules(
       [
-        optax.linear_schedule(0.0, peak, config.warmup_steps),
+        optax.linear_schedule(first, peak, config.warmup_steps),
         optax.constant_schedule(peak),
       ],
       [config.warmup_steps],

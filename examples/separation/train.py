@@ -115,15 +115,33 @@ def make_dataset(config: configs.Config, split: str):
   synthetic = data_lib.SyntheticConfig(
     source_classes=classes, pairing=config.pairing
   )
-  return data_lib.make_dataset(
+  chunk_samples = signal.frames_to_samples(config.chunk_frames)
+  dataset = data_lib.make_dataset(
     config.data,
     config.data_root,
     split,
     seed=config.seed,
-    chunk_samples=signal.frames_to_samples(config.chunk_frames),
+    chunk_samples=chunk_samples,
     num_examples=num if config.data == "synthetic" or num else None,
     synthetic=synthetic,
+    dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
   )
+  if (
+    split == "train"
+    and config.data != "synthetic"
+    and config.synthetic_fraction
+  ):
+    synthetic_ds = data_lib.make_dataset(
+      "synthetic",
+      split=split,
+      seed=config.seed,
+      chunk_samples=chunk_samples,
+      synthetic=synthetic,
+    )
+    return data_lib.BlendedTraining(
+      dataset, synthetic_ds, config.synthetic_fraction
+    )
+  return dataset
 
 
 def train_batch(dataset, config: configs.Config, step: int) -> dict:

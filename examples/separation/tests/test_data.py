@@ -459,3 +459,81 @@ def test_libri2mix_errors(tmp_path):
   csv_path.write_text(csv_path.read_text().replace("source_2_path", "other"))
   message = _error("lacks column", "libri2mix", tmp_path, "test")
   assert "source_2_path" in message and str(csv_path) in message
+
+
+def _found_in(chunk, signals):
+  """Whether ``chunk`` (up to its zero padding) is a scaled window of one
+  of ``signals``."""
+  for sig in signals:
+    n = min(len(sig), len(chunk))
+    if len(sig) <= len(chunk):
+      windows = sig[None, :]
+    else:
+      windows = np.lib.stride_tricks.sliding_window_view(sig, len(chunk))
+    for w in windows:
+      scale = np.dot(w[:n], chunk[:n]) / max(np.dot(w[:n], w[:n]), 1e-30)
+      if scale > 0 and np.allclose(chunk[:n], scale * w[:n], atol=1e-5):
+        return True
+  return False
+
+
+def test_dynamic_mixing_remixes_sources_of_two_utterances(tmp_path):
+  _wsj_tree(tmp_path)
+  kwargs = dict(seed=1, chunk_samples=SMALL_CHUNK)
+  ds = data.make_dataset(
+    "wsj0-2mix", tmp_path, "test", dynamic_mixing=True, **kwargs
+  )
+  plain = data.make_dataset("wsj0-2mix", tmp_path, "test", **kwargs)
+  examples = {ex["name"]: ex for ex in plain.examples()}
+  all_sources = [s for ex in examples.values() for s in ex["sources"]]
+  for step in range(4):
+    batch = ds.batch_at(step, 3)
+    assert batch["mix"].shape == (3, SMALL_CHUNK)
+    assert batch["sources"].shape == (3, 2, SMALL_CHUNK)
+    np.testing.assert_allclose(
+      batch["mix"], batch["sources"].sum(axis=1), rtol=0, atol=1e-6
+    )
+    for sources in batch["sources"]:
+      # Each source is a (rescaled) window of one of the stored sources, and
+      # the two come from different utterances.
+      assert all(_found_in(s, all_sources) for s in sources)
+      owners = [
+        [
+          name
+          for name, ex in examples.items()
+          if _found_in(s, list(ex["sources"]))
+        ]
+        for s in sources
+      ]
+      assert not set(owners[0]) & set(owners[1]), owners
+      # Relative level within the wsj0-2mix range of [-5, 5] dB.
+      p0, p1 = np.mean(sources**2, axis=-1)
+      assert abs(10 * np.log10(p1 / p0)) <= 5.0 + 1e-3
+  # A pure function of the step (resume-safe), and evaluation unaffected.
+  np.testing.assert_array_equal(
+    ds.batch_at(2, 3)["mix"], ds.batch_at(2, 3)["mix"]
+  )
+  for ex, ref in zip(ds.examples(), plain.examples(), strict=True):
+    np.testing.assert_array_equal(ex["mix"], ref["mix"])
+  # Training on the stored mixtures is the default.
+  assert not plain.dynamic_mixing
+
+
+def test_blended_training_takes_a_fraction_from_the_second_dataset(tmp_path):
+  _wsj_tree(tmp_path)
+  kwargs = dict(seed=2, chunk_samples=SMALL_CHUNK)
+  real = data.make_dataset("wsj0-2mix", tmp_path, "test", **kwargs)
+  synthetic = data.make_dataset("synthetic", split="train", **kwargs)
+  blended = data.BlendedTraining(real, synthetic, 0.25)
+  batch = blended.batch_at(5, 8)
+  assert set(batch) == {"mix", "sources", "classes"}
+  assert batch["sources"].shape == (8, 2, SMALL_CHUNK)
+  np.testing.assert_array_equal(batch["mix"][:6], real.batch_at(5, 6)["mix"])
+  np.testing.assert_array_equal(
+    batch["mix"][6:], synthetic.batch_at(5, 2)["mix"]
+  )
+  # Everything but the training stream is the primary dataset's.
+  assert blended.num_examples == real.num_examples
+  assert blended.name == "wsj0-2mix"
+  with pytest.raises(ValueError, match="fraction"):
+    data.BlendedTraining(real, synthetic, 1.0)

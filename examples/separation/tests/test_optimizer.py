@@ -328,3 +328,14 @@ def test_class_reweighting_data_mixes_both_kinds_of_mixture():
   batch = train.train_batch(train.make_dataset(config, "train"), config, 0)
   labels = np.asarray(optimizer.mixture_classes(batch["classes"]))
   assert set(labels.tolist()) == {0, 1}  # speech+speech and speech+env.
+
+
+@pytest.mark.parametrize("decay", configs.LR_DECAYS)
+def test_warmup_starts_above_zero_and_reaches_the_peak(decay):
+  config = configs.get_config(
+    "tiny", learning_rate=2e-3, warmup_steps=100, lr_decay=decay, steps=1000
+  )
+  schedule = optimizer.learning_rate_schedule(config)
+  np.testing.assert_allclose(float(schedule(0)), 2e-3 / 100, rtol=1e-5)
+  np.testing.assert_allclose(float(schedule(100)), 2e-3, rtol=1e-5)
+  assert float(schedule(50)) < float(schedule(100))
