@@ -36,6 +36,15 @@ SOURCES = {
     "python -m examples.separation.compare --losses mi --clips autoclip "
     "--data wsj0-2mix --data-root TTS_ROOT --workdir results/tts",
   ),
+  "recipes": (
+    "results/recipes/table.md",
+    "python -m examples.separation.recipes --tts-root TTS_ROOT "
+    "--workdir results/recipes",
+  ),
+  "pretrained": (
+    "results/pretrained/summary.md",
+    "bash examples/separation/pretrained/train_default.sh TTS_ROOT",
+  ),
   "train_loop": (
     "benchmarks/results/train_loop_cpu.md",
     "python benchmarks/train_loop.py"

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     help="BLSTM units per direction (preset)",
   )
   add("--num-layers", type=int, default=None, help="BLSTM layers (preset)")
+  add(
+    "--embedding-activation",
+    default=None,
+    choices=configs.EMBEDDING_ACTIVATIONS,
+    help="deep-clustering embeddings before unit norm (preset)",
+  )
   add("--batch-size", type=int, default=None, help="batch size (preset)")
   add(
     "--chunk-frames",
@@ -160,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "steps": args.steps,
     "hidden": args.hidden,
     "num_layers": args.num_layers,
+    "embedding_activation": args.embedding_activation,
     "batch_size": args.batch_size,
     "chunk_frames": args.chunk_frames,
     "learning_rate": args.learning_rate,

@@ -111,6 +111,7 @@ from examples.separation import signal
 
 Array = jax.Array
 HEADS = ("mi", "dc", "chimera", "snr")
+EMBEDDING_ACTIVATIONS = ("sigmoid", "tanh")
 
 
 # ----------------------------------------------------------------------------
@@ -349,6 +350,7 @@ class Separator(nn.Module):
   normalize_features: bool = True
   unroll: int = 1
   embedding_init_scale: float = 1.0
+  embedding_activation: str = "sigmoid"
 
   @nn.compact
   def __call__(
@@ -357,6 +359,11 @@ class Separator(nn.Module):
     """Separates ``mix_wave [B, L]``; returns the dict documented above."""
     if self.head not in HEADS:
       raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
+    if self.embedding_activation not in EMBEDDING_ACTIVATIONS:
+      raise ValueError(
+        f"embedding_activation must be one of {EMBEDDING_ACTIVATIONS}, got "
+        f"{self.embedding_activation!r}."
+      )
     if mix_wave.ndim != 2:
       raise ValueError(f"mix_wave must be [B, L], got shape {mix_wave.shape}.")
     length = mix_wave.shape[-1]
@@ -389,7 +396,8 @@ class Separator(nn.Module):
       logits = nn.Dense(
         bins * self.embedding_dim, kernel_init=init, name="embedding"
       )(hidden)
-      emb = nn.sigmoid(logits).reshape(frames, batch, bins, self.embedding_dim)
+      act = nn.sigmoid if self.embedding_activation == "sigmoid" else jnp.tanh
+      emb = act(logits).reshape(frames, batch, bins, self.embedding_dim)
       emb = emb * lax.rsqrt(jnp.sum(emb * emb, axis=-1, keepdims=True) + 1e-12)
       out["embedding"] = jnp.swapaxes(emb, 0, 1)  # [B, T, F, D]
     if self.head == "snr":

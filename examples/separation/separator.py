@@ -149,7 +149,7 @@ def _config_from_fields(fields: dict, source: pathlib.Path) -> configs.Config:
 
 def latest_checkpoint(workdir: PathLike) -> pathlib.Path:
   """The orbax item directory of the latest step in ``workdir/checkpoints``."""
-  ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+  ckpt_dir = pathlib.Path(workdir).absolute() / "checkpoints"  # orbax: absolute
   steps = (
     sorted(
       (

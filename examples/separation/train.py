@@ -74,6 +74,7 @@ def create_model(config: configs.Config) -> models.Separator:
     head=HEADS[config.loss],
     embedding_dim=config.embedding_dim,
     embedding_init_scale=config.embedding_init_scale,
+    embedding_activation=config.embedding_activation,
   )
 
 

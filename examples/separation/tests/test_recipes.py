@@ -1,0 +1,75 @@
+"""The recipes study: argument errors, pair kinds and the per-kind means."""
+
+import csv
+
+import pytest
+
+from examples.separation import configs
+from examples.separation import recipes
+
+
+def _write_csv(path, fields, rows):
+  with path.open("w", encoding="utf-8", newline="") as f:
+    writer = csv.DictWriter(f, fields)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def test_every_recipe_is_a_valid_tiny_mi_config(tmp_path):
+  for name in recipes.RECIPES:
+    config = recipes.recipe_config(name, str(tmp_path), 40)
+    assert config.loss == "mi" and config.preset == "tiny"
+    if recipes.RECIPES[name][1].get("data") == "tts":
+      assert config.data == "wsj0-2mix" and config.data_root == str(tmp_path)
+    else:
+      assert config.data == "synthetic"
+  assert (
+    recipes.recipe_config("synthetic_12k", "x", 40).num_test_examples == 100
+  )
+  assert isinstance(recipes.recipe_config("synthetic", "x", 40), configs.Config)
+
+
+def test_breakdown_by_the_talkers_sexes(tmp_path):
+  _write_csv(
+    tmp_path / "mixtures.csv",
+    ("split", "name", "s1_sex", "s2_sex"),
+    [
+      {"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"},
+      {"split": "tt", "name": "b", "s1_sex": "F", "s2_sex": "F"},
+      {"split": "tt", "name": "c", "s1_sex": "F", "s2_sex": "M"},
+      {"split": "tr", "name": "d", "s1_sex": "M", "s2_sex": "M"},
+    ],
+  )
+  kinds = recipes.pair_kinds(tmp_path)
+  assert kinds == {"a": "FM", "b": "FF", "c": "FM"}
+  _write_csv(
+    tmp_path / "per_utterance.csv",
+    ("name", "si_sdri_db"),
+    [
+      {"name": "a", "si_sdri_db": 6.0},
+      {"name": "b", "si_sdri_db": -3.0},
+      {"name": "c", "si_sdri_db": 4.0},
+    ],
+  )
+  out = recipes.breakdown(tmp_path / "per_utterance.csv", kinds)
+  assert out["all"] == pytest.approx(7.0 / 3)
+  assert out["FM"] == pytest.approx(5.0) and out["num_FM"] == 2
+  assert out["FF"] == pytest.approx(-3.0) and out["MM"] is None
+
+
+@pytest.mark.parametrize(
+  "argv, message",
+  [
+    (["--recipes", "nope"], "--recipes 'nope'"),
+    ([], "is not a tts2mix build"),
+  ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
+  with pytest.raises(SystemExit) as exc:
+    recipes.main(
+      ["--tts-root", str(tmp_path / "missing"), "--workdir", str(tmp_path)]
+      + argv
+    )
+  assert exc.value.code == 2
+  err = capsys.readouterr().err
+  assert message in err and "Traceback" not in err
