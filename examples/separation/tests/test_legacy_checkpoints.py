@@ -1,0 +1,67 @@
+"""Models and checkpoints written by the Flax Linen version still load.
+
+``data/legacy_linen`` was written by the Linen implementation (before the
+NNX port): a 1 x 4 BLSTM mask-inference model trained for 2 steps
+(``workdir``: its orbax checkpoint and ``results.json``; ``exported``:
+``export_model`` of it) and ``expected.npz``, the Linen model's masks and
+estimates for a fixed mixture.
+"""
+
+import dataclasses
+import json
+import pathlib
+import shutil
+
+import jax.numpy as jnp
+import numpy as np
+
+from examples.separation import separator as separator_lib
+from examples.separation import train
+
+DATA = pathlib.Path(__file__).parent / "data" / "legacy_linen"
+
+
+def _config():
+  meta = json.loads((DATA / "exported" / "config.json").read_text())
+  return separator_lib._config_from_fields(meta["config"], DATA)  # pylint: disable=protected-access
+
+
+def _estimates(model_dir, kind):
+  params, separate = separator_lib._load_model(  # pylint: disable=protected-access
+    _config(), model_dir, kind
+  )
+  expected = np.load(DATA / "expected.npz")
+  return np.asarray(separate(params, jnp.asarray(expected["mix"]))), expected
+
+
+def test_linen_export_gives_the_linen_estimates():
+  estimates, expected = _estimates(DATA / "exported", "exported")
+  np.testing.assert_allclose(
+    estimates, expected["estimates"], rtol=1e-6, atol=1e-7
+  )
+
+
+def test_linen_checkpoint_gives_the_linen_estimates():
+  estimates, expected = _estimates(DATA / "workdir", "workdir")
+  np.testing.assert_allclose(
+    estimates, expected["estimates"], rtol=1e-6, atol=1e-7
+  )
+
+
+def test_linen_checkpoint_resumes(tmp_path):
+  workdir = tmp_path / "workdir"
+  shutil.copytree(DATA / "workdir", workdir)
+  config = _config()
+  results = train.train_and_evaluate(
+    dataclasses.replace(config, steps=3),
+    str(workdir),
+    resume=True,
+    num_devices=1,
+  )
+  assert results["steps_done"] == 3
+  records = [
+    json.loads(line)
+    for line in (workdir / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [r["step"] for r in records] == [3]
+  assert np.isfinite(records[0]["loss"])
