@@ -2,8 +2,16 @@
 
 ``train_and_evaluate(config, workdir)`` is the whole pipeline: data, model,
 optimizer ``optax.chain(autoclip(p), optax.adam(lr))`` (or no / fixed
-clipping), a jitted data-parallel train step over all visible devices, periodic
-validation, orbax checkpoints with resume, and a final test evaluation.
+clipping) in an ``nnx.Optimizer``, a jitted data-parallel train step over all
+visible devices, periodic validation, orbax checkpoints with resume, and a
+final test evaluation.
+
+The model is an ``nnx.Module``; the train state is the ``nnx.split`` of the
+model and its optimizer (:class:`TrainState`), so that the step is a pure
+function under ``jax.jit`` (merged and split inside) and the state can be
+donated, sharded and checkpointed like any pytree. Checkpoints hold the pure
+form ``{"step", "params", "opt_state"}`` (parameters as nested dicts), the
+layout the Flax Linen version wrote: its checkpoints resume unchanged.
 
 It writes to ``workdir``:
 
@@ -29,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from flax.training import train_state
+from flax import nnx
+from flax import struct
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -58,8 +67,99 @@ class TrainingError(RuntimeError):
   """A run that cannot continue (e.g. a non-finite loss)."""
 
 
-class TrainState(train_state.TrainState):
-  """Flax TrainState; the step counts optimizer updates."""
+def pure_opt_state(optimizer: nnx.Optimizer) -> Any:
+  """The optax state of ``optimizer`` with plain arrays and dicts."""
+  return jax.tree.map(
+    lambda x: nnx.to_pure_dict(x) if isinstance(x, nnx.State) else x,
+    nnx.as_pure(optimizer.opt_state),
+    is_leaf=lambda x: isinstance(x, nnx.State),
+  )
+
+
+def _set_opt_state(optimizer: nnx.Optimizer, opt_state: Any) -> None:
+  """Sets ``optimizer``'s optax state from its :func:`pure_opt_state` form."""
+
+  def fill(template, value):
+    if isinstance(template, nnx.State):
+      nnx.replace_by_pure_dict(template, value)
+      return template
+    return value
+
+  raw = jax.tree.map(
+    fill,
+    nnx.as_pure(optimizer.opt_state),
+    opt_state,
+    is_leaf=lambda x: isinstance(x, nnx.State),
+  )
+  nnx.update(optimizer.opt_state, nnx.state(raw))
+
+
+@struct.dataclass
+class TrainState:
+  """The model and its ``nnx.Optimizer`` as ``nnx.split((model, optimizer))``.
+
+  ``graphdef`` is static, ``state`` a pytree of arrays: the whole train state
+  goes through ``jax.jit`` (donated), ``jax.device_put`` and ``jax.tree``
+  functions. :meth:`merge` gives the live objects back. ``params``, ``step``
+  and ``opt_state`` read the pure values (outside jit; they merge).
+  """
+
+  graphdef: Any = struct.field(pytree_node=False)
+  state: Any
+
+  @classmethod
+  def create(
+    cls, model: models.Separator, optimizer: nnx.Optimizer
+  ) -> "TrainState":
+    graphdef, state = nnx.split((model, optimizer))
+    return cls(graphdef, state)
+
+  def merge(self) -> tuple[models.Separator, nnx.Optimizer]:
+    return nnx.merge(self.graphdef, self.state)
+
+  def update(
+    self, model: models.Separator, optimizer: nnx.Optimizer
+  ) -> "TrainState":
+    """This state with the (updated) ``model`` and ``optimizer``'s values."""
+    return self.replace(state=nnx.state((model, optimizer)))
+
+  @property
+  def params(self) -> dict:
+    """The model parameters as a pure nested dict."""
+    return models.params_dict(self.merge()[0])
+
+  @property
+  def step(self) -> jax.Array:
+    """Optimizer updates done so far."""
+    return self.merge()[1].step.get_value()
+
+  @property
+  def opt_state(self) -> Any:
+    """The optax state (plain arrays; parameter-shaped parts as dicts)."""
+    return pure_opt_state(self.merge()[1])
+
+
+def checkpoint_tree(state: TrainState) -> dict:
+  """``{"step", "params", "opt_state"}``: what a checkpoint holds.
+
+  The layout (and int32 ``step``) of the Flax Linen ``TrainState`` that
+  earlier versions saved, so that their checkpoints load.
+  """
+  model, optimizer = state.merge()
+  return {
+    "step": optimizer.step.get_value().astype(jnp.int32),
+    "params": models.params_dict(model),
+    "opt_state": pure_opt_state(optimizer),
+  }
+
+
+def restore_tree(state: TrainState, tree: dict) -> TrainState:
+  """``state`` with the values of a :func:`checkpoint_tree` ``tree``."""
+  model, optimizer = state.merge()
+  models.load_params(model, tree["params"])
+  optimizer.step.set_value(jnp.asarray(tree["step"]).astype(jnp.uint32))
+  _set_opt_state(optimizer, tree["opt_state"])
+  return state.update(model, optimizer)
 
 
 # ----------------------------------------------------------------------------
@@ -67,14 +167,21 @@ class TrainState(train_state.TrainState):
 # ----------------------------------------------------------------------------
 
 
-def create_model(config: configs.Config) -> models.Separator:
+def create_model(config: configs.Config, rngs: nnx.Rngs) -> models.Separator:
+  """The configured separator, initialised from ``rngs`` (op by op)."""
   return models.Separator(
     num_layers=config.num_layers,
     hidden=config.hidden,
     head=HEADS[config.loss],
     embedding_dim=config.embedding_dim,
     embedding_init_scale=config.embedding_init_scale,
+    rngs=rngs,
   )
+
+
+def abstract_params(config: configs.Config) -> dict:
+  """The configured model's parameter shapes (``ShapeDtypeStruct`` dict)."""
+  return models.abstract_params(lambda rngs: create_model(config, rngs))
 
 
 def make_clipper(config: configs.Config) -> optax.GradientTransformation:
@@ -206,15 +313,11 @@ def batch_loss(
 
 
 def create_train_state(config: configs.Config, rng: jax.Array) -> TrainState:
-  model = create_model(config)
-  length = signal.frames_to_samples(config.chunk_frames)
+  """The initial model (from ``rng``) and its ``nnx.Optimizer``."""
   # Jitted: one compile instead of op-by-op dispatch of the whole init.
-  params = jax.jit(model.init)(rng, jnp.zeros((1, length), jnp.float32))[
-    "params"
-  ]
-  return TrainState.create(
-    apply_fn=model.apply, params=params, tx=make_optimizer(config)
-  )
+  model = models.init_separator(lambda rngs: create_model(config, rngs), rng)
+  optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)
+  return TrainState.create(model, optimizer)
 
 
 def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
@@ -239,38 +342,37 @@ def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
   }
 
 
+def loss_and_grads(
+  model: models.Separator, batch: dict, step: jax.Array, config: configs.Config
+) -> tuple[tuple[jax.Array, jax.Array], Any]:
+  """``((loss, per_example_losses), grads)`` of ``model`` on ``batch``."""
+
+  def loss_fn(model):
+    per_example = per_example_loss(model(batch["mix"]), batch, config)
+    return batch_loss(per_example, batch, step, config), per_example
+
+  return nnx.value_and_grad(loss_fn, has_aux=True)(model)
+
+
 def make_train_step(config: configs.Config) -> Callable:
   """``step(state, batch) -> (state, logs)``, to be jitted."""
 
   def step(state: TrainState, batch: dict):
-    def loss_fn(params):
-      outputs = state.apply_fn({"params": params}, batch["mix"])
-      per_example = per_example_loss(outputs, batch, config)
-      return batch_loss(per_example, batch, state.step, config), per_example
-
-    (loss, per_example), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params
+    model, optimizer = state.merge()
+    step = optimizer.step.get_value().astype(jnp.int32)
+    (loss, per_example), grads = loss_and_grads(model, batch, step, config)
+    # Plus the extra arguments (the loss) that plateau schedulers read.
+    optimizer.update(
+      model, grads, **optimizer_lib.extra_args(per_example.mean(), config)
     )
-    # Like TrainState.apply_gradients, plus the extra arguments (the loss)
-    # that plateau schedulers read.
-    updates, opt_state = state.tx.update(
-      grads,
-      state.opt_state,
-      state.params,
-      **optimizer_lib.extra_args(per_example.mean(), config),
-    )
-    new_state = state.replace(
-      step=state.step + 1,
-      params=optax.apply_updates(state.params, updates),
-      opt_state=opt_state,
-    )
+    opt_state = pure_opt_state(optimizer)
     logs = {
       "loss": loss,
       "mean_loss": per_example.mean(),
       **optimizer_logs(opt_state, grads, config),
       **optimizer_lib.schedule_logs(opt_state),
     }
-    return new_state, logs
+    return state.update(model, optimizer), logs
 
   return step
 
@@ -295,12 +397,14 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
 
 
 def make_separate_fn(config: configs.Config) -> Callable:
-  model = create_model(config)
+  """Jitted ``separate(params, mix [B, L]) -> [B, S, L]`` (pure-dict params)."""
+  apply, _ = models.functional(
+    nnx.eval_shape(lambda: create_model(config, nnx.Rngs(0)))
+  )
 
   @jax.jit
   def separate(params, mix):
-    outputs = model.apply({"params": params}, mix)
-    return inference.estimate_sources(outputs, mix)
+    return inference.estimate_sources(apply(params, mix), mix)
 
   return separate
 
@@ -409,7 +513,8 @@ def train_and_evaluate(
     workdir: output directory (created).
     resume: continue from the latest checkpoint in ``workdir`` if any.
     num_devices: use the first ``num_devices`` devices (default: all).
-    step_callback: optional ``fn(step, state, logs)`` called after each step.
+    step_callback: optional ``fn(step, state, logs)`` called after each step
+      (``state``: the :class:`TrainState`).
   """
   configs.validate(config)
   workdir_path = pathlib.Path(workdir)
@@ -437,8 +542,12 @@ def train_and_evaluate(
   start = 0
   if resume and manager.latest_step() is not None:
     start = manager.latest_step()
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    abstract = jax.tree.map(
+      ocp.utils.to_shape_dtype_struct, checkpoint_tree(state)
+    )
+    state = restore_tree(
+      state, manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    )
     _truncate_metrics(metrics_path, start)
   elif metrics_path.exists():
     metrics_path.unlink()
@@ -492,7 +601,9 @@ def train_and_evaluate(
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
       if config.checkpoint and (done % config.checkpoint_every == 0 or last):
-        manager.save(done, args=ocp.args.StandardSave(state), force=stop)
+        manager.save(
+          done, args=ocp.args.StandardSave(checkpoint_tree(state)), force=stop
+        )
       if bar is not None:
         bar.update(1)
         postfix = {"loss": f"{loss:.4g}"}

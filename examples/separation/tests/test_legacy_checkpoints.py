@@ -12,6 +12,7 @@ import json
 import pathlib
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,3 +66,27 @@ def test_linen_checkpoint_resumes(tmp_path):
   ]
   assert [r["step"] for r in records] == [3]
   assert np.isfinite(records[0]["loss"])
+
+
+def test_linen_params_in_the_nnx_module_give_the_linen_masks():
+  """The exported pure dict, loaded into ``models.Separator`` directly."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from flax import serialization  # pylint: disable=import-outside-toplevel
+
+  from examples.separation import models  # pylint: disable=import-outside-toplevel
+
+  params = serialization.msgpack_restore(
+    (DATA / "exported" / "params.msgpack").read_bytes()
+  )
+  model = train.create_model(_config(), nnx.Rngs(1))
+  models.load_params(model, params)
+  expected = np.load(DATA / "expected.npz")
+  out = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(expected["mix"]))
+  np.testing.assert_allclose(
+    np.asarray(out["masks"]), expected["masks"], rtol=1e-6, atol=1e-7
+  )
+  reloaded = models.params_dict(model)
+  for a, b in zip(
+    jax.tree.leaves(reloaded), jax.tree.leaves(params), strict=True
+  ):
+    np.testing.assert_array_equal(np.asarray(a), b)
