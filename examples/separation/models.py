@@ -100,6 +100,7 @@ uses fixed chunks and evaluation runs one utterance at a time).
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -279,19 +280,53 @@ class BiLSTMLayer(nnx.Module):
   def __init__(
     self, in_features: int, hidden: int, *, unroll: int = 1, rngs: nnx.Rngs
   ):
-    init = _uniform(hidden**-0.5)
     self.hidden = hidden
     self.unroll = unroll
-    self.kernel_ih = nnx.Param(
-      init(rngs.params(), (in_features, 2, 4 * hidden))
+    shapes = {
+      "kernel_ih": (in_features, 2, 4 * hidden),
+      "kernel_hh": (2, hidden, 4 * hidden),
+      "bias": (2, 4 * hidden),
+    }
+    for name, init in self.param_inits():
+      setattr(self, name, nnx.Param(init(rngs.params(), shapes[name])))
+
+  def param_inits(self) -> tuple[tuple[str, Callable[..., Array]], ...]:
+    """``(name, initialiser)`` of the parameters, in creation order."""
+    init = _uniform(self.hidden**-0.5)
+    return (
+      ("kernel_ih", init),
+      ("kernel_hh", init),
+      ("bias", _lstm_bias_init),
     )
-    self.kernel_hh = nnx.Param(init(rngs.params(), (2, hidden, 4 * hidden)))
-    self.bias = nnx.Param(_lstm_bias_init(None, (2, 4 * hidden)))
 
   def __call__(self, x: Array) -> Array:
     return bidirectional_lstm(
       x, self.kernel_ih[...], self.kernel_hh[...], self.bias[...], self.unroll
     )
+
+
+class Dense(nnx.Linear):
+  """``nnx.Linear`` (Linen ``nn.Dense``'s initialisers by default) that
+  reports its initialisers (:meth:`param_inits`, for :func:`init_separator`).
+  """
+
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    *,
+    kernel_init: Callable[..., Array] | None = None,
+    rngs: nnx.Rngs,
+  ):
+    kernel_init = kernel_init or nnx.initializers.lecun_normal()
+    super().__init__(
+      in_features, out_features, kernel_init=kernel_init, rngs=rngs
+    )
+    self.kernel_init = kernel_init
+
+  def param_inits(self) -> tuple[tuple[str, Callable[..., Array]], ...]:
+    """``(name, initialiser)`` of the parameters, in creation order."""
+    return (("kernel", self.kernel_init), ("bias", nnx.initializers.zeros))
 
 
 class BLSTM(nnx.Module):
@@ -408,7 +443,7 @@ class Separator(nnx.Module):
       rngs=rngs,
     )
     self.mask = (
-      nnx.Linear(2 * hidden, num_sources * bins, rngs=rngs)
+      Dense(2 * hidden, num_sources * bins, rngs=rngs)
       if head in ("mi", "chimera", "snr")
       else None
     )
@@ -420,7 +455,7 @@ class Separator(nnx.Module):
       embedding_init_scale**2, "fan_in", "truncated_normal"
     )
     self.embedding = (
-      nnx.Linear(2 * hidden, bins * embedding_dim, kernel_init=init, rngs=rngs)
+      Dense(2 * hidden, bins * embedding_dim, kernel_init=init, rngs=rngs)
       if head in ("dc", "chimera")
       else None
     )
@@ -473,15 +508,51 @@ def load_params(model: nnx.Module, params: dict) -> None:
   nnx.update(model, state)
 
 
-def init_separator(create: Callable[[nnx.Rngs], nnx.Module], rng: Array):
-  """``create(nnx.Rngs(rng))`` initialised in one jitted computation.
+def linen_key(rng: Array, *path: str | int) -> Array:
+  """The key Flax Linen's ``init(rng)`` draws a parameter's value from.
 
-  Op-by-op initialisation dispatches every initialiser separately; this
-  compiles the whole initialisation once.
+  Linen folds the SHA-1 hash of the module path and the parameter's 1-based
+  index among its module's parameters (e.g. ``('blstm', 'layer_0', 2)`` for
+  ``kernel_hh``) into the root key (``flax.core.scope._fold_in_static``).
   """
+  digest = hashlib.sha1()
+  for x in path:
+    if isinstance(x, str):
+      digest.update(x.encode("utf-8"))
+    else:
+      digest.update(x.to_bytes((x.bit_length() + 7) // 8, byteorder="big"))
+  data = int.from_bytes(digest.digest()[:4], byteorder="big")
+  return jax.random.fold_in(rng, jnp.uint32(data))
+
+
+def _init_like_linen(model: nnx.Module, rng: Array) -> None:
+  """Redraws every parameter of ``model`` as the Linen version drew it."""
+  for path, module in nnx.iter_graph(model):
+    if not isinstance(module, nnx.Module) or not hasattr(module, "param_inits"):
+      continue
+    for index, (name, init) in enumerate(module.param_inits(), start=1):
+      param = getattr(module, name)
+      key = linen_key(rng, *path, index)
+      param.set_value(init(key, param.shape, param.dtype))
+
+
+def init_separator(create: Callable[[nnx.Rngs], nnx.Module], rng: Array):
+  """``create(nnx.Rngs(rng))``, initialised as the Linen version was.
+
+  The parameters are drawn with the keys Linen's ``model.init(rng, ...)``
+  used (:func:`linen_key`; same initialisers), so a seed gives bit for bit
+  the initial weights the Linen implementation gave (results reproduce).
+  The whole initialisation is one jitted computation (op-by-op
+  initialisation dispatches every initialiser separately).
+  """
+
+  def init(key):
+    model = create(nnx.Rngs(key))
+    _init_like_linen(model, key)
+    return nnx.split(model)[1]
+
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: create(nnx.Rngs(rng))))
-  state = jax.jit(lambda key: nnx.split(create(nnx.Rngs(key)))[1])(rng)
-  return nnx.merge(graphdef, state)
+  return nnx.merge(graphdef, jax.jit(init)(rng))
 
 
 def abstract_params(create: Callable[[nnx.Rngs], nnx.Module]) -> dict:

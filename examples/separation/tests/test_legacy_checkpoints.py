@@ -3,8 +3,9 @@
 ``data/legacy_linen`` was written by the Linen implementation (before the
 NNX port): a 1 x 4 BLSTM mask-inference model trained for 2 steps
 (``workdir``: its orbax checkpoint and ``results.json``; ``exported``:
-``export_model`` of it) and ``expected.npz``, the Linen model's masks and
-estimates for a fixed mixture.
+``export_model`` of it), ``expected.npz``, the Linen model's masks and
+estimates for a fixed mixture, and ``init_chimera_2x4_seed7.npz``, the initial
+weights Linen's ``create_train_state`` drew for a 2 x 4 chimera model.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from examples.separation import configs
 from examples.separation import separator as separator_lib
 from examples.separation import train
 
@@ -90,3 +92,24 @@ def test_linen_params_in_the_nnx_module_give_the_linen_masks():
     jax.tree.leaves(reloaded), jax.tree.leaves(params), strict=True
   ):
     np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_initial_weights_equal_the_linen_ones():
+  """Same seed, same initial weights, bit for bit (results/ reproduce)."""
+  config = configs.get_config(
+    "tiny",
+    num_layers=2,
+    hidden=4,
+    loss="chimera",
+    embedding_dim=2,
+    embedding_init_scale=3.0,
+  )
+  params = train.create_train_state(config, jax.random.key(7)).params
+  flat = {
+    "/".join(k.key for k in path): np.asarray(v)
+    for path, v in jax.tree_util.tree_leaves_with_path(params)
+  }
+  expected = np.load(DATA / "init_chimera_2x4_seed7.npz")
+  assert set(flat) == set(expected.files)
+  for name, value in flat.items():
+    np.testing.assert_array_equal(value, expected[name], err_msg=name)
