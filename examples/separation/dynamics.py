@@ -81,6 +81,7 @@ def make_record_fns(config):
   from examples.separation import models  # pylint: disable=import-outside-toplevel
   from examples.separation import optimizer as optimizer_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
+  from examples.separation import train_state  # pylint: disable=import-outside-toplevel
 
   def probe(state, batch):
     """One training step plus the Fig. 1 statistics on the same batch."""
@@ -101,7 +102,9 @@ def make_record_fns(config):
       "loss": loss,
       "step_size": step_size,
       "grad_norm": optax.tree.norm(grads),
-      "threshold": optax.tree.get(train.pure_opt_state(optimizer), "threshold"),
+      "threshold": optax.tree.get(
+        train_state.pure_opt_state(optimizer), "threshold"
+      ),
       "smoothness": grad_diff / jnp.maximum(step_size, 1e-30),
     }
     return state.update(model, optimizer), stats

@@ -7,8 +7,8 @@ visible devices, periodic validation, orbax checkpoints with resume, and a
 final test evaluation.
 
 The model is an ``nnx.Module``; the train state is the ``nnx.split`` of the
-model and its optimizer (:class:`TrainState`), so that the step is a pure
-function under ``jax.jit`` (merged and split inside) and the state can be
+model and its optimizer (``train_state.TrainState``), so that the step is a
+pure function under ``jax.jit`` (merged and split inside) and the state can be
 donated, sharded and checkpointed like any pytree. Checkpoints hold the pure
 form ``{"step", "params", "opt_state"}`` (parameters as nested dicts), the
 layout the Flax Linen version wrote: its checkpoints resume unchanged.
@@ -38,7 +38,6 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
-from flax import struct
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -53,6 +52,7 @@ from examples.separation import losses
 from examples.separation import models
 from examples.separation import optimizer as optimizer_lib
 from examples.separation import signal
+from examples.separation import train_state
 
 HEADS = {
   "mi": "mi",
@@ -67,99 +67,7 @@ class TrainingError(RuntimeError):
   """A run that cannot continue (e.g. a non-finite loss)."""
 
 
-def pure_opt_state(optimizer: nnx.Optimizer) -> Any:
-  """The optax state of ``optimizer`` with plain arrays and dicts."""
-  return jax.tree.map(
-    lambda x: nnx.to_pure_dict(x) if isinstance(x, nnx.State) else x,
-    nnx.as_pure(optimizer.opt_state),
-    is_leaf=lambda x: isinstance(x, nnx.State),
-  )
-
-
-def _set_opt_state(optimizer: nnx.Optimizer, opt_state: Any) -> None:
-  """Sets ``optimizer``'s optax state from its :func:`pure_opt_state` form."""
-
-  def fill(template, value):
-    if isinstance(template, nnx.State):
-      nnx.replace_by_pure_dict(template, value)
-      return template
-    return value
-
-  raw = jax.tree.map(
-    fill,
-    nnx.as_pure(optimizer.opt_state),
-    opt_state,
-    is_leaf=lambda x: isinstance(x, nnx.State),
-  )
-  nnx.update(optimizer.opt_state, nnx.state(raw))
-
-
-@struct.dataclass
-class TrainState:
-  """The model and its ``nnx.Optimizer`` as ``nnx.split((model, optimizer))``.
-
-  ``graphdef`` is static, ``state`` a pytree of arrays: the whole train state
-  goes through ``jax.jit`` (donated), ``jax.device_put`` and ``jax.tree``
-  functions. :meth:`merge` gives the live objects back. ``params``, ``step``
-  and ``opt_state`` read the pure values (outside jit; they merge).
-  """
-
-  graphdef: Any = struct.field(pytree_node=False)
-  state: Any
-
-  @classmethod
-  def create(
-    cls, model: models.Separator, optimizer: nnx.Optimizer
-  ) -> "TrainState":
-    graphdef, state = nnx.split((model, optimizer))
-    return cls(graphdef, state)
-
-  def merge(self) -> tuple[models.Separator, nnx.Optimizer]:
-    return nnx.merge(self.graphdef, self.state)
-
-  def update(
-    self, model: models.Separator, optimizer: nnx.Optimizer
-  ) -> "TrainState":
-    """This state with the (updated) ``model`` and ``optimizer``'s values."""
-    return self.replace(state=nnx.state((model, optimizer)))
-
-  @property
-  def params(self) -> dict:
-    """The model parameters as a pure nested dict."""
-    return models.params_dict(self.merge()[0])
-
-  @property
-  def step(self) -> jax.Array:
-    """Optimizer updates done so far."""
-    return self.merge()[1].step.get_value()
-
-  @property
-  def opt_state(self) -> Any:
-    """The optax state (plain arrays; parameter-shaped parts as dicts)."""
-    return pure_opt_state(self.merge()[1])
-
-
-def checkpoint_tree(state: TrainState) -> dict:
-  """``{"step", "params", "opt_state"}``: what a checkpoint holds.
-
-  The layout (and int32 ``step``) of the Flax Linen ``TrainState`` that
-  earlier versions saved, so that their checkpoints load.
-  """
-  model, optimizer = state.merge()
-  return {
-    "step": optimizer.step.get_value().astype(jnp.int32),
-    "params": models.params_dict(model),
-    "opt_state": pure_opt_state(optimizer),
-  }
-
-
-def restore_tree(state: TrainState, tree: dict) -> TrainState:
-  """``state`` with the values of a :func:`checkpoint_tree` ``tree``."""
-  model, optimizer = state.merge()
-  models.load_params(model, tree["params"])
-  optimizer.step.set_value(jnp.asarray(tree["step"]).astype(jnp.uint32))
-  _set_opt_state(optimizer, tree["opt_state"])
-  return state.update(model, optimizer)
+TrainState = train_state.TrainState
 
 
 # ----------------------------------------------------------------------------
@@ -312,12 +220,14 @@ def batch_loss(
 # ----------------------------------------------------------------------------
 
 
-def create_train_state(config: configs.Config, rng: jax.Array) -> TrainState:
+def create_train_state(
+  config: configs.Config, rng: jax.Array
+) -> train_state.TrainState:
   """The initial model (from ``rng``) and its ``nnx.Optimizer``."""
   # Jitted: one compile instead of op-by-op dispatch of the whole init.
   model = models.init_separator(lambda rngs: create_model(config, rngs), rng)
   optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)
-  return TrainState.create(model, optimizer)
+  return train_state.TrainState.create(model, optimizer)
 
 
 def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
@@ -357,7 +267,7 @@ def loss_and_grads(
 def make_train_step(config: configs.Config) -> Callable:
   """``step(state, batch) -> (state, logs)``, to be jitted."""
 
-  def step(state: TrainState, batch: dict):
+  def step(state: train_state.TrainState, batch: dict):
     model, optimizer = state.merge()
     step = optimizer.step.get_value().astype(jnp.int32)
     (loss, per_example), grads = loss_and_grads(model, batch, step, config)
@@ -365,7 +275,7 @@ def make_train_step(config: configs.Config) -> Callable:
     optimizer.update(
       model, grads, **optimizer_lib.extra_args(per_example.mean(), config)
     )
-    opt_state = pure_opt_state(optimizer)
+    opt_state = train_state.pure_opt_state(optimizer)
     logs = {
       "loss": loss,
       "mean_loss": per_example.mean(),
@@ -514,7 +424,7 @@ def train_and_evaluate(
     resume: continue from the latest checkpoint in ``workdir`` if any.
     num_devices: use the first ``num_devices`` devices (default: all).
     step_callback: optional ``fn(step, state, logs)`` called after each step
-      (``state``: the :class:`TrainState`).
+      (``state``: the :class:`train_state.TrainState`).
   """
   configs.validate(config)
   workdir_path = pathlib.Path(workdir)
@@ -543,9 +453,9 @@ def train_and_evaluate(
   if resume and manager.latest_step() is not None:
     start = manager.latest_step()
     abstract = jax.tree.map(
-      ocp.utils.to_shape_dtype_struct, checkpoint_tree(state)
+      ocp.utils.to_shape_dtype_struct, train_state.checkpoint_tree(state)
     )
-    state = restore_tree(
+    state = train_state.restore_tree(
       state, manager.restore(start, args=ocp.args.StandardRestore(abstract))
     )
     _truncate_metrics(metrics_path, start)
@@ -602,7 +512,9 @@ def train_and_evaluate(
         log_file.flush()
       if config.checkpoint and (done % config.checkpoint_every == 0 or last):
         manager.save(
-          done, args=ocp.args.StandardSave(checkpoint_tree(state)), force=stop
+          done,
+          args=ocp.args.StandardSave(train_state.checkpoint_tree(state)),
+          force=stop,
         )
       if bar is not None:
         bar.update(1)

@@ -12,6 +12,7 @@ from examples.separation import configs
 from examples.separation import inference
 from examples.separation import metrics
 from examples.separation import train
+from examples.separation import train_state
 
 
 def micro_config(**overrides):
@@ -200,11 +201,11 @@ def test_checkpoint_tree_round_trip():
     if k in ("mix", "sources", "classes")
   }
   state, _ = jax.jit(train.make_train_step(config))(state, batch)
-  tree = jax.tree.map(np.asarray, train.checkpoint_tree(state))
+  tree = jax.tree.map(np.asarray, train_state.checkpoint_tree(state))
   assert set(tree) == {"step", "params", "opt_state"}
   assert tree["step"] == 1 and tree["step"].dtype == np.int32
   fresh = train.create_train_state(config, jax.random.key(1))
-  restored = train.restore_tree(fresh, tree)
+  restored = train_state.restore_tree(fresh, tree)
   # (The graphdefs differ: each create_train_state builds its own optax tx.)
   assert jax.tree.structure(restored.state) == jax.tree.structure(state.state)
   for a, b in zip(
