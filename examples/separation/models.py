@@ -92,7 +92,8 @@ LSTM equations are the standard ones (gate order i, f, g, o as in PyTorch),
 Initialisation: weights ``U(-1/sqrt(H), 1/sqrt(H))`` (PyTorch), bias zero
 except the forget gate (1.0).  Parameters per layer:
 ``kernel_ih [D_in, 2, 4H]``, ``kernel_hh [2, H, 4H]``, ``bias [2, 4H]``
-(index 0: forward, 1: backward direction).
+(index 0: forward, 1: backward direction). :func:`init_separator` draws the
+initial weights exactly as the former Linen modules did for the same seed.
 Variable-length / masked sequences are not supported (not needed: training
 uses fixed chunks and evaluation runs one utterance at a time).
 """
@@ -409,7 +410,9 @@ class Separator(nnx.Module):
     normalize_features: standardise the log-magnitude per example.
     unroll: scan unroll factor of the recurrence.
     embedding_init_scale: scale of the embedding head's initial weights.
-    rngs: ``params`` (and, with dropout, ``dropout``) streams.
+    rngs: ``params`` (and, with dropout, ``dropout``) streams. Drawn from
+      directly, the weights have the Linen version's distributions but not its
+      values; :func:`init_separator` (what training uses) reproduces those.
   """
 
   def __init__(
