@@ -28,10 +28,15 @@ Adam update -- of a BLSTM stack over ``[B, T, 129]`` features followed by a
   both directions in one scan, custom VJP),
 * ``ours+stft``: the full ``models.Separator(head='mi')`` starting from the
   mixture waveform (adds STFT + features; informational),
-* ``flax``: ``nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell))`` stacks,
+* ``flax``: Flax NNX's own ``nnx.Bidirectional(nnx.RNN(nnx.OptimizedLSTMCell))``
+  stacks (``--flax-cell lstm``: ``nnx.LSTMCell``),
 * ``torch``: ``torch.nn.LSTM(bidirectional=True)`` + ``torch.optim.Adam``
   (skipped, with the reason, when torch is not importable),
 * ``cudnn``: ``jax.experimental.rnn.lstm`` (cuDNN), only when jax sees a GPU.
+
+Every jax model is an ``nnx.Module`` stepped as a pure function of its
+parameters (``nnx.split`` / ``nnx.merge`` under ``jax.jit``, the same jitted
+``value_and_grad`` + ``optax.adam`` step for all of them).
 
 Repetitions are interleaved (one step of each implementation per round) and
 the median is reported, to be robust to noisy shared machines.
@@ -51,11 +56,11 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flax  # pylint: disable=g-import-not-at-top
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from examples.separation import models
 from examples.separation import signal
@@ -95,40 +100,71 @@ def l1_mask_loss(masks: jax.Array, mag: jax.Array, target: jax.Array):
   return jnp.mean(jnp.abs(masks * mag[:, None] - target))
 
 
-class OursMI(nn.Module):
+class MaskHead(nnx.Module):
+  """Sigmoid mask head ``[..., 2H] -> [..., S * F]``."""
+
+  def __init__(self, hidden: int, *, rngs: nnx.Rngs):
+    self.dense = nnx.Linear(2 * hidden, NUM_SOURCES * NUM_BINS, rngs=rngs)
+
+  def __call__(self, h):
+    return nnx.sigmoid(self.dense(h))
+
+
+class OursMI(nnx.Module):
   """models.BLSTM + sigmoid mask head (time-major inside)."""
 
-  num_layers: int
-  hidden: int
+  def __init__(self, num_layers: int, hidden: int, *, rngs: nnx.Rngs):
+    self.blstm = models.BLSTM(
+      NUM_BINS, num_layers, hidden, time_major=True, rngs=rngs
+    )
+    self.head = MaskHead(hidden, rngs=rngs)
 
-  @nn.compact
   def __call__(self, feats):
     batch, frames, bins = feats.shape
-    h = models.BLSTM(self.num_layers, self.hidden, time_major=True)(
-      jnp.swapaxes(feats, 0, 1)
-    )
-    m = nn.sigmoid(nn.Dense(NUM_SOURCES * bins)(h))
+    m = self.head(self.blstm(jnp.swapaxes(feats, 0, 1)))
     return jnp.transpose(
       m.reshape(frames, batch, NUM_SOURCES, bins), (1, 2, 0, 3)
     )
 
 
-class FlaxMI(nn.Module):
-  """Flax built-in bidirectional RNN stack + sigmoid mask head."""
+FLAX_CELLS = {"optimized": nnx.OptimizedLSTMCell, "lstm": nnx.LSTMCell}
 
-  num_layers: int
-  hidden: int
 
-  @nn.compact
+class FlaxMI(nnx.Module):
+  """Flax NNX's bidirectional RNN stack + sigmoid mask head."""
+
+  def __init__(
+    self,
+    num_layers: int,
+    hidden: int,
+    cell: str = "optimized",
+    *,
+    rngs: nnx.Rngs,
+  ):
+    cell_cls = FLAX_CELLS[cell]
+
+    def rnn(d_in):
+      return nnx.RNN(cell_cls(d_in, hidden, rngs=rngs), rngs=rngs)
+
+    # Bidirectional runs the backward RNN reversed (keeping the order).
+    self.layers = nnx.List(
+      [
+        nnx.Bidirectional(
+          rnn(NUM_BINS if i == 0 else 2 * hidden),
+          rnn(NUM_BINS if i == 0 else 2 * hidden),
+          rngs=rngs,
+        )
+        for i in range(num_layers)
+      ]
+    )
+    self.head = MaskHead(hidden, rngs=rngs)
+
   def __call__(self, feats):
     batch, frames, bins = feats.shape
     h = feats
-    for _ in range(self.num_layers):
-      h = nn.Bidirectional(
-        nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
-        nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
-      )(h)
-    m = nn.sigmoid(nn.Dense(NUM_SOURCES * bins)(h))
+    for layer in self.layers:
+      h = layer(h)
+    m = self.head(h)
     return jnp.transpose(
       m.reshape(batch, frames, NUM_SOURCES, bins), (0, 2, 1, 3)
     )
@@ -156,7 +192,9 @@ def _jax_runner(loss_fn, params) -> Callable[[], float]:
   return run
 
 
-def make_jax_runners(layers, hidden, batch, frames, seed=0):
+def make_jax_runners(
+  layers, hidden, batch, frames, seed=0, flax_cell="optimized"
+):
   """Builds the jax implementations of one configuration."""
   rng = np.random.default_rng(seed)
   feats = jnp.asarray(
@@ -169,30 +207,30 @@ def make_jax_runners(layers, hidden, batch, frames, seed=0):
   key = jax.random.PRNGKey(seed)
   runners = {}
 
-  ours = OursMI(layers, hidden)
-  p = ours.init(key, feats)["params"]
+  ours, p = models.functional(OursMI(layers, hidden, rngs=nnx.Rngs(seed)))
   runners["ours"] = _jax_runner(
-    lambda p: l1_mask_loss(ours.apply({"params": p}, feats), mag, target), p
+    lambda p: l1_mask_loss(ours(p, feats), mag, target), p
   )
 
   wave = jnp.asarray(
     rng.standard_normal((batch, signal.frames_to_samples(frames))) * 0.1,
     jnp.float32,
   )
-  sep = models.Separator(layers, hidden, head="mi")
-  p = sep.init(key, wave)["params"]
+  sep, p = models.functional(
+    models.Separator(layers, hidden, head="mi", rngs=nnx.Rngs(seed))
+  )
 
   def sep_loss(p):
-    out = sep.apply({"params": p}, wave)
+    out = sep(p, wave)
     return l1_mask_loss(out["masks"], jnp.abs(out["mix_stft"]), target)
 
   runners["ours+stft"] = _jax_runner(sep_loss, p)
 
-  flax_model = FlaxMI(layers, hidden)
-  p = flax_model.init(key, feats)["params"]
+  flax_model, p = models.functional(
+    FlaxMI(layers, hidden, flax_cell, rngs=nnx.Rngs(seed))
+  )
   runners["flax"] = _jax_runner(
-    lambda p: l1_mask_loss(flax_model.apply({"params": p}, feats), mag, target),
-    p,
+    lambda p: l1_mask_loss(flax_model(p, feats), mag, target), p
   )
 
   if jax.default_backend() == "gpu":
@@ -354,6 +392,13 @@ def main(argv=None):
     default=None,
     help="torch threads (default: cores available to jax).",
   )
+  parser.add_argument(
+    "--flax-cell",
+    choices=sorted(FLAX_CELLS),
+    default="optimized",
+    help="cell of the flax baseline: nnx.OptimizedLSTMCell (optimized) or "
+    "nnx.LSTMCell (lstm).",
+  )
   parser.add_argument("--torch-worker", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.torch_worker:
@@ -407,7 +452,9 @@ def main(argv=None):
       layers, hidden, batch, frames = CONFIGS[name]
     else:
       layers, hidden, batch, frames = (int(v) for v in name.split("x"))
-    runners = make_jax_runners(layers, hidden, batch, frames)
+    runners = make_jax_runners(
+      layers, hidden, batch, frames, flax_cell=args.flax_cell
+    )
     torch_proc = None
     if torch_ok:
       try:

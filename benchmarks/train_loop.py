@@ -14,9 +14,9 @@ machine):
   every step (as the loop does) -- the speed the loop should run at;
 * ``loop``: ``train.train_and_evaluate`` with the preset's settings (data
   generation or wav reading, host-to-device transfer, logging, progress bar
-  off), timed per step through its ``step_callback`` from step 20 to the
-  step before the last (the last one runs the final validation and
-  checkpoint, and the first ones compile).
+  off), timed per step through its ``step_callback`` from step 20 (the
+  first ones compile) to the last, less the one validation pass the run
+  makes half-way (``eval_every``), which is reported on its own.
 
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
 bookkeeping; the target is <= 1.10. It also prints what one validation pass
@@ -111,12 +111,14 @@ def loop_seconds_per_step(
     times.append((step, time.perf_counter()))
 
   train.train_and_evaluate(config, workdir, step_callback=callback)
-  (s0, t0), (s1, t1) = times[WARMUP_STEPS - 1], times[-2]
-  per_step = (t1 - t0) / (s1 - s0)
-  # The last step ran the final validation (and checkpoint) before the test
-  # evaluation; what it cost beyond a step is the validation pass.
-  last = times[-1][1] - times[-2][1] - per_step
-  return per_step, last
+  at = dict(times)
+  # One validation runs after the callback of step ``eval_every`` (mid-run):
+  # the gap to the next callback is that validation plus one step.
+  mid = config.eval_every
+  gap = at[mid + 1] - at[mid]
+  s0, s1 = WARMUP_STEPS, times[-1][0]
+  per_step = (at[s1] - at[s0] - gap) / (s1 - s0 - 1)
+  return per_step, gap - per_step
 
 
 def main(argv=None) -> int:
@@ -167,6 +169,7 @@ def main(argv=None) -> int:
           num_wav_examples=0,
           num_test_examples=1,
           max_eval_examples=8,
+          eval_every=WARMUP_STEPS + args.steps // 2,
           **extra,
         )
         bare, loop, val = [], [], []

@@ -3,7 +3,8 @@
 Fits a noisy 1-D regression with occasional outlier batches (heavy-tailed
 targets) and prints, every few hundred steps, the loss, AutoClip's current
 threshold and the fraction of steps clipped so far -- all read from the
-optimizer state inside the jitted step.
+optimizer state inside the jitted step. The model is a Flax NNX module trained
+with ``nnx.Optimizer`` under ``nnx.jit``.
 
 Usage: python -m examples.quickstart [--steps N] [--p P] [--seed S]
 """
@@ -11,22 +12,28 @@ Usage: python -m examples.quickstart [--steps N] [--p P] [--seed S]
 import argparse
 import sys
 
-import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from autoclip_optax import autoclip
 from autoclip_optax import clip_fraction
 
 
-class MLP(nn.Module):
-  @nn.compact
+class MLP(nnx.Module):
+  """``1 -> 64 -> 64 -> 1`` with tanh hidden layers."""
+
+  def __init__(self, rngs: nnx.Rngs):
+    self.hidden = nnx.List(
+      [nnx.Linear(1, 64, rngs=rngs), nnx.Linear(64, 64, rngs=rngs)]
+    )
+    self.out = nnx.Linear(64, 1, rngs=rngs)
+
   def __call__(self, x):
-    for width in (64, 64):
-      x = nn.tanh(nn.Dense(width)(x))
-    return nn.Dense(1)(x)
+    for layer in self.hidden:
+      x = nnx.tanh(layer(x))
+    return self.out(x)
 
 
 def batch(rng, size=64):
@@ -48,37 +55,32 @@ def main(argv=None):
   except ValueError as e:
     parser.error(str(e))
 
-  model = MLP()
-  params = model.init(jax.random.key(args.seed), jnp.zeros((1, 1)))
+  model = MLP(nnx.Rngs(args.seed))
   opt = optax.chain(clipper, optax.adam(1e-3))
-  state = opt.init(params)
+  optimizer = nnx.Optimizer(model, opt, wrt=nnx.Param)
 
-  @jax.jit
-  def step(params, state, x, y):
-    loss, grads = jax.value_and_grad(
-      lambda p: jnp.mean((model.apply(p, x) - y) ** 2)
-    )(params)
-    updates, state = opt.update(grads, state, params)
-    logs = {
+  @nnx.jit
+  def step(model, optimizer, x, y):
+    loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+    optimizer.update(model, grads)  # Updates model and optimizer in place.
+    state = nnx.as_pure(optimizer.opt_state)  # The optax state, plain arrays.
+    return {
       "loss": loss,
       "threshold": optax.tree.get(state, "threshold"),
       "clip_fraction": clip_fraction(state),
     }
-    return optax.apply_updates(params, updates), state, logs
 
   rng = np.random.default_rng(args.seed)
   x_test = np.linspace(-3, 3, 256, dtype=np.float32)[:, None]
   for t in range(1, args.steps + 1):
-    params, state, logs = step(params, state, *batch(rng))
+    logs = step(model, optimizer, *batch(rng))
     if t % 250 == 0 or t == args.steps:
       print(
         f"step {t:5d}  loss {float(logs['loss']):8.4f}  "
         f"threshold {float(logs['threshold']):.4f}  "
         f"clip fraction {float(logs['clip_fraction']):.3f}"
       )
-  test_mse = float(
-    jnp.mean((model.apply(params, x_test) - np.sin(2 * x_test)) ** 2)
-  )
+  test_mse = float(jnp.mean((model(x_test) - np.sin(2 * x_test)) ** 2))
   print(f"clean test MSE {test_mse:.4f} with autoclip(p={args.p:g})")
   return 0
 

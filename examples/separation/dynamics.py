@@ -78,49 +78,36 @@ def make_record_fns(config):
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import optax  # pylint: disable=import-outside-toplevel
 
+  from examples.separation import models  # pylint: disable=import-outside-toplevel
   from examples.separation import optimizer as optimizer_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
-
-  def grads_at(params, apply_fn, batch, step):
-    def loss_fn(p):
-      outputs = apply_fn({"params": p}, batch["mix"])
-      per_example = train.per_example_loss(outputs, batch, config)
-      return (
-        train.batch_loss(per_example, batch, step, config),
-        per_example.mean(),
-      )
-
-    (loss, mean_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return loss, mean_loss, grads
+  from examples.separation import train_state  # pylint: disable=import-outside-toplevel
 
   def probe(state, batch):
     """One training step plus the Fig. 1 statistics on the same batch."""
-    loss, mean_loss, grads = grads_at(
-      state.params, state.apply_fn, batch, state.step
+    model, optimizer = state.merge()
+    step = optimizer.step.get_value().astype(jnp.int32)
+    (loss, per_example), grads = train.loss_and_grads(
+      model, batch, step, config
     )
-    updates, opt_state = state.tx.update(
-      grads,
-      state.opt_state,
-      state.params,
-      **optimizer_lib.extra_args(mean_loss, config),
+    params = models.params_dict(model)
+    optimizer.update(
+      model, grads, **optimizer_lib.extra_args(per_example.mean(), config)
     )
-    new_params = optax.apply_updates(state.params, updates)
-    _, _, new_grads = grads_at(new_params, state.apply_fn, batch, state.step)
-    step_size = optax.tree.norm(
-      jax.tree.map(jnp.subtract, new_params, state.params)
-    )
+    new_params = models.params_dict(model)
+    _, new_grads = train.loss_and_grads(model, batch, step, config)
+    step_size = optax.tree.norm(jax.tree.map(jnp.subtract, new_params, params))
     grad_diff = optax.tree.norm(jax.tree.map(jnp.subtract, new_grads, grads))
     stats = {
       "loss": loss,
       "step_size": step_size,
       "grad_norm": optax.tree.norm(grads),
-      "threshold": optax.tree.get(opt_state, "threshold"),
+      "threshold": optax.tree.get(
+        train_state.pure_opt_state(optimizer), "threshold"
+      ),
       "smoothness": grad_diff / jnp.maximum(step_size, 1e-30),
     }
-    new_state = state.replace(
-      step=state.step + 1, params=new_params, opt_state=opt_state
-    )
-    return new_state, stats
+    return state.update(model, optimizer), stats
 
   return (
     jax.jit(train.make_train_step(config), donate_argnums=0),

@@ -16,9 +16,9 @@
 
 Input contract (what the training loop passes)
 ----------------------------------------------
-``Separator(...).apply(variables, mix_wave, train=...)`` takes the *mixture
-waveform* ``mix_wave: float32 [B, L]`` (8 kHz) and computes everything else
-inside the network:
+``Separator(..., rngs=nnx.Rngs(seed))(mix_wave, train=...)`` (an
+``nnx.Module``) takes the *mixture waveform* ``mix_wave: float32 [B, L]``
+(8 kHz) and computes everything else inside the network:
 
 * ``mix_stft = signal.stft(mix_wave)``: complex64 ``[B, T, F]`` with
   ``T = signal.num_frames(L) = 1 + ceil(L / 64)`` and ``F = 129``.  A 400-frame
@@ -50,7 +50,8 @@ Heads: ``'mi'`` (mask inference), ``'dc'`` (deep clustering), ``'chimera'``
 with the mixture phase, i.e. ``istft(mask * X)``, inside the network).
 
 Dropout (between BLSTM layers, like ``torch.nn.LSTM(dropout=...)``) is active
-only with ``train=True`` and then needs a ``'dropout'`` rng.
+only with ``train=True`` and draws from the ``rngs`` given to the
+constructor (its ``dropout`` stream, else ``default``).
 
 The fast BLSTM
 --------------
@@ -74,7 +75,7 @@ The fast BLSTM
   (~20 % faster than autodiff through the scan).
 
 Performance notes (2-core AMD EPYC, see ``benchmarks/blstm_step.py``): a
-training step is ~1.5-2x faster than flax's
+training step is ~1.5-2x faster than flax's (Linen)
 ``nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell))`` at 2x64 / 2x128 and
 ~1.1-1.25x at 2x300, on par with ``torch.nn.LSTM`` at 2x64 and ~1.2x slower at
 2x128 and 2x300. What limits it on XLA:CPU: the ops of a loop iteration run one
@@ -91,7 +92,8 @@ LSTM equations are the standard ones (gate order i, f, g, o as in PyTorch),
 Initialisation: weights ``U(-1/sqrt(H), 1/sqrt(H))`` (PyTorch), bias zero
 except the forget gate (1.0).  Parameters per layer:
 ``kernel_ih [D_in, 2, 4H]``, ``kernel_hh [2, H, 4H]``, ``bias [2, 4H]``
-(index 0: forward, 1: backward direction).
+(index 0: forward, 1: backward direction). :func:`init_separator` draws the
+initial weights exactly as the former Linen modules did for the same seed.
 Variable-length / masked sequences are not supported (not needed: training
 uses fixed chunks and evaluation runs one utterance at a time).
 """
@@ -99,12 +101,13 @@ uses fixed chunks and evaluation runs one utterance at a time).
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jax import lax
 
 from examples.separation import signal
@@ -251,7 +254,7 @@ def bidirectional_lstm(
 
 
 # ----------------------------------------------------------------------------
-# Linen modules.
+# NNX modules.
 # ----------------------------------------------------------------------------
 
 
@@ -269,49 +272,114 @@ def _lstm_bias_init(key, shape, dtype=jnp.float32):
   return jnp.zeros(shape, dtype).at[..., hidden : 2 * hidden].set(1.0)
 
 
-class BiLSTMLayer(nn.Module):
-  """One bidirectional LSTM layer, time-major ``[T, B, D_in] -> [T, B, 2H]``."""
+class BiLSTMLayer(nnx.Module):
+  """One bidirectional LSTM layer, time-major ``[T, B, D_in] -> [T, B, 2H]``.
 
-  hidden: int
-  unroll: int = 1
+  The parameters feed :func:`bidirectional_lstm` (the fused recurrence with
+  its custom VJP), which stays a plain function.
+  """
 
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    d_in = x.shape[-1]
+  def __init__(
+    self, in_features: int, hidden: int, *, unroll: int = 1, rngs: nnx.Rngs
+  ):
+    self.hidden = hidden
+    self.unroll = unroll
+    shapes = {
+      "kernel_ih": (in_features, 2, 4 * hidden),
+      "kernel_hh": (2, hidden, 4 * hidden),
+      "bias": (2, 4 * hidden),
+    }
+    for name, init in self.param_inits():
+      setattr(self, name, nnx.Param(init(rngs.params(), shapes[name])))
+
+  def param_inits(self) -> tuple[tuple[str, Callable[..., Array]], ...]:
+    """``(name, initialiser)`` of the parameters, in creation order."""
     init = _uniform(self.hidden**-0.5)
-    kernel_ih = self.param("kernel_ih", init, (d_in, 2, 4 * self.hidden))
-    kernel_hh = self.param("kernel_hh", init, (2, self.hidden, 4 * self.hidden))
-    bias = self.param("bias", _lstm_bias_init, (2, 4 * self.hidden))
-    return bidirectional_lstm(x, kernel_ih, kernel_hh, bias, self.unroll)
+    return (
+      ("kernel_ih", init),
+      ("kernel_hh", init),
+      ("bias", _lstm_bias_init),
+    )
+
+  def __call__(self, x: Array) -> Array:
+    return bidirectional_lstm(
+      x, self.kernel_ih[...], self.kernel_hh[...], self.bias[...], self.unroll
+    )
 
 
-class BLSTM(nn.Module):
-  """A stack of bidirectional LSTM layers.
+class Dense(nnx.Linear):
+  """``nnx.Linear`` (Linen ``nn.Dense``'s initialisers by default) that
+  reports its initialisers (:meth:`param_inits`, for :func:`init_separator`).
+  """
 
-  Attributes:
+  def __init__(
+    self,
+    in_features: int,
+    out_features: int,
+    *,
+    kernel_init: Callable[..., Array] | None = None,
+    rngs: nnx.Rngs,
+  ):
+    kernel_init = kernel_init or nnx.initializers.lecun_normal()
+    super().__init__(
+      in_features, out_features, kernel_init=kernel_init, rngs=rngs
+    )
+    self.kernel_init = kernel_init
+
+  def param_inits(self) -> tuple[tuple[str, Callable[..., Array]], ...]:
+    """``(name, initialiser)`` of the parameters, in creation order."""
+    return (("kernel", self.kernel_init), ("bias", nnx.initializers.zeros))
+
+
+class BLSTM(nnx.Module):
+  """A stack of bidirectional LSTM layers (``layer_0``, ``layer_1``, ...).
+
+  Args:
+    in_features: input feature size ``D_in``.
     num_layers: number of BLSTM layers (paper: 4).
     hidden: units per direction (paper: 600).
     dropout: dropout rate between layers (not after the last one).
     time_major: if True inputs / outputs are ``[T, B, ...]``, else
       ``[B, T, ...]``.
     unroll: ``lax.scan`` unroll factor of the recurrence.
+    rngs: ``params`` (initialisation) and, with ``dropout > 0``, ``dropout``
+      streams.
   """
 
-  num_layers: int = 4
-  hidden: int = 600
-  dropout: float = 0.0
-  time_major: bool = False
-  unroll: int = 1
+  def __init__(
+    self,
+    in_features: int,
+    num_layers: int = 4,
+    hidden: int = 600,
+    dropout: float = 0.0,
+    time_major: bool = False,
+    unroll: int = 1,
+    *,
+    rngs: nnx.Rngs,
+  ):
+    self.num_layers = num_layers
+    self.time_major = time_major
+    for layer in range(num_layers):
+      d_in = in_features if layer == 0 else 2 * hidden
+      setattr(
+        self,
+        f"layer_{layer}",
+        BiLSTMLayer(d_in, hidden, unroll=unroll, rngs=rngs),
+      )
+    self.dropout = (
+      nnx.Dropout(dropout, rngs=rngs)
+      if dropout > 0 and num_layers > 1
+      else None
+    )
 
-  @nn.compact
   def __call__(self, x: Array, *, deterministic: bool = True) -> Array:
     """``x [B, T, D_in]`` (or ``[T, B, D_in]``) -> ``[B, T, 2 * hidden]``."""
     if not self.time_major:
       x = jnp.swapaxes(x, 0, 1)
     for layer in range(self.num_layers):
-      x = BiLSTMLayer(self.hidden, self.unroll, name=f"layer_{layer}")(x)
-      if self.dropout > 0 and layer < self.num_layers - 1:
-        x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
+      x = getattr(self, f"layer_{layer}")(x)
+      if self.dropout is not None and layer < self.num_layers - 1:
+        x = self.dropout(x, deterministic=deterministic)
     if not self.time_major:
       x = jnp.swapaxes(x, 0, 1)
     return x
@@ -325,12 +393,15 @@ def normalize_features(features: Array, eps: float = 1e-5) -> Array:
   return (features - mean) * lax.rsqrt(var + eps)
 
 
-class Separator(nn.Module):
+class Separator(nnx.Module):
   """BLSTM separator with a mask-inference / deep-clustering / waveform head.
 
   See the module docstring for the input contract and the returned dict.
+  The parameters (:func:`params_dict`, a pure nested dict) are
+  ``{'blstm': {'layer_0': ...}, 'mask': ..., 'embedding': ...}``, the layout
+  of the former Linen module (its exports and checkpoints load unchanged).
 
-  Attributes:
+  Args:
     num_layers: BLSTM layers (paper: 4).
     hidden: units per direction (paper: 600).
     head: one of ``'mi'``, ``'dc'``, ``'chimera'``, ``'snr'``.
@@ -339,31 +410,73 @@ class Separator(nn.Module):
     dropout: dropout between BLSTM layers (used with ``train=True``).
     normalize_features: standardise the log-magnitude per example.
     unroll: scan unroll factor of the recurrence.
+    embedding_init_scale: scale of the embedding head's initial weights.
+    embedding_activation: ``'sigmoid'`` (nussl's) or ``'tanh'``, applied to
+      the embeddings before their unit norm.
+    rngs: ``params`` (and, with dropout, ``dropout``) streams. Drawn from
+      directly, the weights have the Linen version's distributions but not its
+      values; :func:`init_separator` (what training uses) reproduces those.
   """
 
-  num_layers: int = 4
-  hidden: int = 600
-  head: str = "mi"
-  num_sources: int = 2
-  embedding_dim: int = 20
-  dropout: float = 0.0
-  normalize_features: bool = True
-  unroll: int = 1
-  embedding_init_scale: float = 1.0
-  embedding_activation: str = "sigmoid"
+  def __init__(
+    self,
+    num_layers: int = 4,
+    hidden: int = 600,
+    head: str = "mi",
+    num_sources: int = 2,
+    embedding_dim: int = 20,
+    dropout: float = 0.0,
+    normalize_features: bool = True,
+    unroll: int = 1,
+    embedding_init_scale: float = 1.0,
+    embedding_activation: str = "sigmoid",
+    *,
+    rngs: nnx.Rngs,
+  ):
+    if head not in HEADS:
+      raise ValueError(f"head must be one of {HEADS}, got {head!r}.")
+    if embedding_activation not in EMBEDDING_ACTIVATIONS:
+      raise ValueError(
+        f"embedding_activation must be one of {EMBEDDING_ACTIVATIONS}, got "
+        f"{embedding_activation!r}."
+      )
+    self.embedding_activation = embedding_activation
+    self.head = head
+    self.num_sources = num_sources
+    self.embedding_dim = embedding_dim
+    self.normalize_features = normalize_features
+    bins = signal.NUM_BINS
+    self.blstm = BLSTM(
+      bins,
+      num_layers,
+      hidden,
+      dropout,
+      time_major=True,
+      unroll=unroll,
+      rngs=rngs,
+    )
+    self.mask = (
+      Dense(2 * hidden, num_sources * bins, rngs=rngs)
+      if head in ("mi", "chimera", "snr")
+      else None
+    )
+    # A larger initial scale spreads the unit-norm embeddings apart at
+    # initialisation (mean cosine 0.99 at scale 1, 0.73 at 10 for the tiny
+    # preset), away from the collapsed point where L_DC's gradient through
+    # the normalisation vanishes.
+    init = nnx.initializers.variance_scaling(
+      embedding_init_scale**2, "fan_in", "truncated_normal"
+    )
+    self.embedding = (
+      Dense(2 * hidden, bins * embedding_dim, kernel_init=init, rngs=rngs)
+      if head in ("dc", "chimera")
+      else None
+    )
 
-  @nn.compact
   def __call__(
     self, mix_wave: Array, *, train: bool = False
   ) -> dict[str, Array]:
     """Separates ``mix_wave [B, L]``; returns the dict documented above."""
-    if self.head not in HEADS:
-      raise ValueError(f"head must be one of {HEADS}, got {self.head!r}.")
-    if self.embedding_activation not in EMBEDDING_ACTIVATIONS:
-      raise ValueError(
-        f"embedding_activation must be one of {EMBEDDING_ACTIVATIONS}, got "
-        f"{self.embedding_activation!r}."
-      )
     if mix_wave.ndim != 2:
       raise ValueError(f"mix_wave must be [B, L], got shape {mix_wave.shape}.")
     length = mix_wave.shape[-1]
@@ -372,35 +485,110 @@ class Separator(nn.Module):
     features = signal.log_magnitude(mix_stft)
     if self.normalize_features:
       features = normalize_features(features)
-    hidden = BLSTM(
-      self.num_layers,
-      self.hidden,
-      self.dropout,
-      time_major=True,
-      unroll=self.unroll,
-      name="blstm",
-    )(jnp.swapaxes(features, 0, 1), deterministic=not train)
-    out = {"mix_stft": mix_stft}  # hidden: [T, B, 2H]
-    if self.head in ("mi", "chimera", "snr"):
-      logits = nn.Dense(self.num_sources * bins, name="mask")(hidden)
-      masks = nn.sigmoid(logits).reshape(frames, batch, self.num_sources, bins)
+    hidden = self.blstm(
+      jnp.swapaxes(features, 0, 1), deterministic=not train
+    )  # [T, B, 2H]
+    out = {"mix_stft": mix_stft}
+    if self.mask is not None:
+      masks = nnx.sigmoid(self.mask(hidden))
+      masks = masks.reshape(frames, batch, self.num_sources, bins)
       out["masks"] = jnp.transpose(masks, (1, 2, 0, 3))  # [B, S, T, F]
-    if self.head in ("dc", "chimera"):
-      # A larger initial scale spreads the unit-norm embeddings apart at
-      # initialisation (mean cosine 0.99 at scale 1, 0.73 at 10 for the tiny
-      # preset), away from the collapsed point where L_DC's gradient through
-      # the normalisation vanishes.
-      init = nn.initializers.variance_scaling(
-        self.embedding_init_scale**2, "fan_in", "truncated_normal"
-      )
-      logits = nn.Dense(
-        bins * self.embedding_dim, kernel_init=init, name="embedding"
-      )(hidden)
-      act = nn.sigmoid if self.embedding_activation == "sigmoid" else jnp.tanh
-      emb = act(logits).reshape(frames, batch, bins, self.embedding_dim)
+    if self.embedding is not None:
+      act = nnx.sigmoid if self.embedding_activation == "sigmoid" else jnp.tanh
+      emb = act(self.embedding(hidden))
+      emb = emb.reshape(frames, batch, bins, self.embedding_dim)
       emb = emb * lax.rsqrt(jnp.sum(emb * emb, axis=-1, keepdims=True) + 1e-12)
       out["embedding"] = jnp.swapaxes(emb, 0, 1)  # [B, T, F, D]
     if self.head == "snr":
       estimates = out["masks"] * mix_stft[:, None]  # mask |X|, mixture phase.
       out["waveforms"] = signal.istft(estimates, length)  # [B, S, L]
     return out
+
+
+# ----------------------------------------------------------------------------
+# Parameters as pure dicts (exports, checkpoints) and functional application.
+# ----------------------------------------------------------------------------
+
+
+def params_dict(model: nnx.Module) -> dict:
+  """The model's parameters as a pure nested dict of arrays."""
+  return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def load_params(model: nnx.Module, params: dict) -> None:
+  """Sets ``model``'s parameters from a pure dict (as :func:`params_dict`)."""
+  state = nnx.state(model, nnx.Param)
+  nnx.replace_by_pure_dict(state, params)
+  nnx.update(model, state)
+
+
+def linen_key(rng: Array, *path: str | int) -> Array:
+  """The key Flax Linen's ``init(rng)`` draws a parameter's value from.
+
+  Linen folds the SHA-1 hash of the module path and the parameter's 1-based
+  index among its module's parameters (e.g. ``('blstm', 'layer_0', 2)`` for
+  ``kernel_hh``) into the root key (``flax.core.scope._fold_in_static``).
+  """
+  digest = hashlib.sha1()
+  for x in path:
+    if isinstance(x, str):
+      digest.update(x.encode("utf-8"))
+    else:
+      digest.update(x.to_bytes((x.bit_length() + 7) // 8, byteorder="big"))
+  data = int.from_bytes(digest.digest()[:4], byteorder="big")
+  return jax.random.fold_in(rng, jnp.uint32(data))
+
+
+def _init_like_linen(model: nnx.Module, rng: Array) -> None:
+  """Redraws every parameter of ``model`` as the Linen version drew it."""
+  for path, module in nnx.iter_graph(model):
+    if not isinstance(module, nnx.Module) or not hasattr(module, "param_inits"):
+      continue
+    for index, (name, init) in enumerate(module.param_inits(), start=1):
+      param = getattr(module, name)
+      key = linen_key(rng, *path, index)
+      param.set_value(init(key, param.shape, param.dtype))
+
+
+def init_separator(create: Callable[[nnx.Rngs], nnx.Module], rng: Array):
+  """``create(nnx.Rngs(rng))``, initialised as the Linen version was.
+
+  The parameters are drawn with the keys Linen's ``model.init(rng, ...)``
+  used (:func:`linen_key`; same initialisers), so a seed gives bit for bit
+  the initial weights the Linen implementation gave (results reproduce).
+  The whole initialisation is one jitted computation (op-by-op
+  initialisation dispatches every initialiser separately).
+  """
+
+  def init(key):
+    model = create(nnx.Rngs(key))
+    _init_like_linen(model, key)
+    return nnx.split(model)[1]
+
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: create(nnx.Rngs(rng))))
+  return nnx.merge(graphdef, jax.jit(init)(rng))
+
+
+def abstract_params(create: Callable[[nnx.Rngs], nnx.Module]) -> dict:
+  """The parameters' ``jax.ShapeDtypeStruct`` pure dict (nothing computed)."""
+  model = nnx.eval_shape(lambda: create(nnx.Rngs(0)))
+  return params_dict(model)
+
+
+def functional(model: nnx.Module) -> tuple[Callable[..., Any], dict]:
+  """``(apply, params)``: ``model`` as a pure function of pure-dict params.
+
+  ``apply(params, *args, **kwargs)`` merges ``params`` into a copy of
+  ``model``'s state and calls it (jittable and differentiable in ``params``,
+  like Linen's ``model.apply({"params": params}, ...)``); ``params`` is
+  :func:`params_dict` of ``model``. Works on an abstract model
+  (``nnx.eval_shape``) too.
+  """
+  graphdef, state = nnx.split(model)
+
+  def apply(params: dict, *args, **kwargs):
+    copy = jax.tree.map(lambda x: x, state)
+    nnx.replace_by_pure_dict(copy, params)
+    return nnx.merge(graphdef, copy)(*args, **kwargs)
+
+  return apply, params_dict(model)

@@ -168,8 +168,7 @@ def latest_checkpoint(workdir: PathLike) -> pathlib.Path:
 
 
 # ----------------------------------------------------------------------------
-# The framework-specific part (Flax Linen today; the NNX port changes only
-# these two functions).
+# The framework-specific part (Flax NNX; parameters travel as pure dicts).
 # ----------------------------------------------------------------------------
 
 
@@ -193,12 +192,9 @@ def _load_model(
 
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
-  model = train.create_model(config)
-  abstract = jax.eval_shape(
-    lambda: model.init(jax.random.key(0), jnp.zeros((1, 2048), jnp.float32))[
-      "params"
-    ]
-  )
+  # The NNX model's parameters as a pure dict: the layout of the Linen
+  # version, whose exports and checkpoints therefore load unchanged.
+  abstract = train.abstract_params(config)
   if kind == "exported":
     path = model_dir / PARAMS_FILE
     try:

@@ -2,8 +2,16 @@
 
 ``train_and_evaluate(config, workdir)`` is the whole pipeline: data, model,
 optimizer ``optax.chain(autoclip(p), optax.adam(lr))`` (or no / fixed
-clipping), a jitted data-parallel train step over all visible devices, periodic
-validation, orbax checkpoints with resume, and a final test evaluation.
+clipping) in an ``nnx.Optimizer``, a jitted data-parallel train step over all
+visible devices, periodic validation, orbax checkpoints with resume, and a
+final test evaluation.
+
+The model is an ``nnx.Module``; the train state is the ``nnx.split`` of the
+model and its optimizer (``train_state.TrainState``), so that the step is a
+pure function under ``jax.jit`` (merged and split inside) and the state can be
+donated, sharded and checkpointed like any pytree. Checkpoints hold the pure
+form ``{"step", "params", "opt_state"}`` (parameters as nested dicts), the
+layout the Flax Linen version wrote: its checkpoints resume unchanged.
 
 It writes to ``workdir``:
 
@@ -29,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from flax.training import train_state
+from flax import nnx
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -44,6 +52,7 @@ from examples.separation import losses
 from examples.separation import models
 from examples.separation import optimizer as optimizer_lib
 from examples.separation import signal
+from examples.separation import train_state
 
 HEADS = {
   "mi": "mi",
@@ -58,8 +67,7 @@ class TrainingError(RuntimeError):
   """A run that cannot continue (e.g. a non-finite loss)."""
 
 
-class TrainState(train_state.TrainState):
-  """Flax TrainState; the step counts optimizer updates."""
+TrainState = train_state.TrainState
 
 
 # ----------------------------------------------------------------------------
@@ -67,7 +75,8 @@ class TrainState(train_state.TrainState):
 # ----------------------------------------------------------------------------
 
 
-def create_model(config: configs.Config) -> models.Separator:
+def create_model(config: configs.Config, rngs: nnx.Rngs) -> models.Separator:
+  """The configured separator, initialised from ``rngs`` (op by op)."""
   return models.Separator(
     num_layers=config.num_layers,
     hidden=config.hidden,
@@ -75,7 +84,13 @@ def create_model(config: configs.Config) -> models.Separator:
     embedding_dim=config.embedding_dim,
     embedding_init_scale=config.embedding_init_scale,
     embedding_activation=config.embedding_activation,
+    rngs=rngs,
   )
+
+
+def abstract_params(config: configs.Config) -> dict:
+  """The configured model's parameter shapes (``ShapeDtypeStruct`` dict)."""
+  return models.abstract_params(lambda rngs: create_model(config, rngs))
 
 
 def make_clipper(config: configs.Config) -> optax.GradientTransformation:
@@ -206,16 +221,14 @@ def batch_loss(
 # ----------------------------------------------------------------------------
 
 
-def create_train_state(config: configs.Config, rng: jax.Array) -> TrainState:
-  model = create_model(config)
-  length = signal.frames_to_samples(config.chunk_frames)
+def create_train_state(
+  config: configs.Config, rng: jax.Array
+) -> train_state.TrainState:
+  """The initial model (from ``rng``) and its ``nnx.Optimizer``."""
   # Jitted: one compile instead of op-by-op dispatch of the whole init.
-  params = jax.jit(model.init)(rng, jnp.zeros((1, length), jnp.float32))[
-    "params"
-  ]
-  return TrainState.create(
-    apply_fn=model.apply, params=params, tx=make_optimizer(config)
-  )
+  model = models.init_separator(lambda rngs: create_model(config, rngs), rng)
+  optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)
+  return train_state.TrainState.create(model, optimizer)
 
 
 def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
@@ -240,38 +253,37 @@ def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
   }
 
 
+def loss_and_grads(
+  model: models.Separator, batch: dict, step: jax.Array, config: configs.Config
+) -> tuple[tuple[jax.Array, jax.Array], Any]:
+  """``((loss, per_example_losses), grads)`` of ``model`` on ``batch``."""
+
+  def loss_fn(model):
+    per_example = per_example_loss(model(batch["mix"]), batch, config)
+    return batch_loss(per_example, batch, step, config), per_example
+
+  return nnx.value_and_grad(loss_fn, has_aux=True)(model)
+
+
 def make_train_step(config: configs.Config) -> Callable:
   """``step(state, batch) -> (state, logs)``, to be jitted."""
 
-  def step(state: TrainState, batch: dict):
-    def loss_fn(params):
-      outputs = state.apply_fn({"params": params}, batch["mix"])
-      per_example = per_example_loss(outputs, batch, config)
-      return batch_loss(per_example, batch, state.step, config), per_example
-
-    (loss, per_example), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params
+  def step(state: train_state.TrainState, batch: dict):
+    model, optimizer = state.merge()
+    step = optimizer.step.get_value().astype(jnp.int32)
+    (loss, per_example), grads = loss_and_grads(model, batch, step, config)
+    # Plus the extra arguments (the loss) that plateau schedulers read.
+    optimizer.update(
+      model, grads, **optimizer_lib.extra_args(per_example.mean(), config)
     )
-    # Like TrainState.apply_gradients, plus the extra arguments (the loss)
-    # that plateau schedulers read.
-    updates, opt_state = state.tx.update(
-      grads,
-      state.opt_state,
-      state.params,
-      **optimizer_lib.extra_args(per_example.mean(), config),
-    )
-    new_state = state.replace(
-      step=state.step + 1,
-      params=optax.apply_updates(state.params, updates),
-      opt_state=opt_state,
-    )
+    opt_state = train_state.pure_opt_state(optimizer)
     logs = {
       "loss": loss,
       "mean_loss": per_example.mean(),
       **optimizer_logs(opt_state, grads, config),
       **optimizer_lib.schedule_logs(opt_state),
     }
-    return new_state, logs
+    return state.update(model, optimizer), logs
 
   return step
 
@@ -296,12 +308,14 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
 
 
 def make_separate_fn(config: configs.Config) -> Callable:
-  model = create_model(config)
+  """Jitted ``separate(params, mix [B, L]) -> [B, S, L]`` (pure-dict params)."""
+  apply, _ = models.functional(
+    nnx.eval_shape(lambda: create_model(config, nnx.Rngs(0)))
+  )
 
   @jax.jit
   def separate(params, mix):
-    outputs = model.apply({"params": params}, mix)
-    return inference.estimate_sources(outputs, mix)
+    return inference.estimate_sources(apply(params, mix), mix)
 
   return separate
 
@@ -410,7 +424,8 @@ def train_and_evaluate(
     workdir: output directory (created).
     resume: continue from the latest checkpoint in ``workdir`` if any.
     num_devices: use the first ``num_devices`` devices (default: all).
-    step_callback: optional ``fn(step, state, logs)`` called after each step.
+    step_callback: optional ``fn(step, state, logs)`` called after each step
+      (``state``: the :class:`train_state.TrainState`).
   """
   configs.validate(config)
   workdir_path = pathlib.Path(workdir)
@@ -438,8 +453,12 @@ def train_and_evaluate(
   start = 0
   if resume and manager.latest_step() is not None:
     start = manager.latest_step()
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    abstract = jax.tree.map(
+      ocp.utils.to_shape_dtype_struct, train_state.checkpoint_tree(state)
+    )
+    state = train_state.restore_tree(
+      state, manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    )
     _truncate_metrics(metrics_path, start)
   elif metrics_path.exists():
     metrics_path.unlink()
@@ -493,7 +512,11 @@ def train_and_evaluate(
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
       if config.checkpoint and (done % config.checkpoint_every == 0 or last):
-        manager.save(done, args=ocp.args.StandardSave(state), force=stop)
+        manager.save(
+          done,
+          args=ocp.args.StandardSave(train_state.checkpoint_tree(state)),
+          force=stop,
+        )
       if bar is not None:
         bar.update(1)
         postfix = {"loss": f"{loss:.4g}"}

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 from examples.separation import models
 from examples.separation import signal
@@ -52,34 +53,37 @@ def naive_blstm(params, x):
 
 @pytest.fixture(scope="module")
 def blstm_setup():
-  model = models.BLSTM(num_layers=LAYERS, hidden=HIDDEN)
+  """``(apply, params, x)``: a BLSTM as a function of pure-dict params."""
+  model = models.BLSTM(5, num_layers=LAYERS, hidden=HIDDEN, rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 5))
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
-  return model, params, x
+  apply, params = models.functional(model)
+  return apply, params, x
 
 
 def test_blstm_matches_naive_reference(blstm_setup):
-  model, params, x = blstm_setup
-  ours = jax.jit(model.apply)({"params": params}, x)
+  apply, params, x = blstm_setup
+  ours = jax.jit(apply)(params, x)
   ref = naive_blstm(params, x)
   assert ours.shape == (3, 7, 2 * HIDDEN)
   np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), atol=1e-5)
 
 
 def test_blstm_time_major(blstm_setup):
-  model, params, x = blstm_setup
-  tm = models.BLSTM(num_layers=LAYERS, hidden=HIDDEN, time_major=True)
-  out = jax.jit(tm.apply)({"params": params}, jnp.swapaxes(x, 0, 1))
+  apply, params, x = blstm_setup
+  tm = models.BLSTM(
+    5, num_layers=LAYERS, hidden=HIDDEN, time_major=True, rngs=nnx.Rngs(1)
+  )
+  out = jax.jit(models.functional(tm)[0])(params, jnp.swapaxes(x, 0, 1))
   np.testing.assert_allclose(
     np.asarray(jnp.swapaxes(out, 0, 1)),
-    np.asarray(jax.jit(model.apply)({"params": params}, x)),
+    np.asarray(jax.jit(apply)(params, x)),
     atol=1e-6,
   )
 
 
 def test_blstm_gradients_match_naive_reference(blstm_setup):
   """The custom VJP agrees with autodiff through the naive loop."""
-  model, params, x = blstm_setup
+  apply, params, x = blstm_setup
   cot = jax.random.normal(jax.random.PRNGKey(2), (3, 7, 2 * HIDDEN))
 
   def loss(fn, params, x):
@@ -87,7 +91,7 @@ def test_blstm_gradients_match_naive_reference(blstm_setup):
 
   ours = jax.jit(
     jax.grad(
-      functools.partial(loss, lambda p, x: model.apply({"params": p}, x)),
+      functools.partial(loss, apply),
       argnums=(0, 1),
     )
   )(params, x)
@@ -140,26 +144,22 @@ def test_lstm_recurrence_custom_vjp_matches_autodiff():
 
 def test_blstm_is_bidirectional(blstm_setup):
   _, _, x = blstm_setup
-  model = models.BLSTM(num_layers=1, hidden=HIDDEN)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
-  apply = jax.jit(model.apply)
-  base = apply({"params": params}, x)
-  late = apply({"params": params}, x.at[:, -1].add(1.0))
+  model = models.BLSTM(5, num_layers=1, hidden=HIDDEN, rngs=nnx.Rngs(0))
+  apply = nnx.jit(lambda model, x: model(x))
+  base = apply(model, x)
+  late = apply(model, x.at[:, -1].add(1.0))
   # The first frame's backward half sees the future; its forward half not.
   assert np.abs(np.asarray(late - base)[:, 0, HIDDEN:]).max() > 1e-4
   np.testing.assert_allclose(
     np.asarray(late[:, 0, :HIDDEN]), np.asarray(base[:, 0, :HIDDEN]), atol=1e-6
   )
-  early = apply({"params": params}, x.at[:, 0].add(1.0))
+  early = apply(model, x.at[:, 0].add(1.0))
   assert np.abs(np.asarray(early - base)[:, -1, :HIDDEN]).max() > 1e-4
 
 
 def test_blstm_init():
-  model = models.BLSTM(num_layers=1, hidden=10)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 3, 4)))[
-    "params"
-  ]
-  p = params["layer_0"]
+  model = models.BLSTM(4, num_layers=1, hidden=10, rngs=nnx.Rngs(0))
+  p = models.params_dict(model)["layer_0"]
   assert p["kernel_ih"].shape == (4, 2, 40)
   assert p["kernel_hh"].shape == (2, 10, 40)
   assert np.abs(np.asarray(p["kernel_hh"])).max() <= 10**-0.5
@@ -168,8 +168,45 @@ def test_blstm_init():
   np.testing.assert_array_equal(bias[:, :10], 0.0)
 
 
-def _separator(head, **kwargs):
-  return models.Separator(num_layers=LAYERS, hidden=HIDDEN, head=head, **kwargs)
+def _separator(head, rngs=None, **kwargs):
+  return models.Separator(
+    num_layers=LAYERS,
+    hidden=HIDDEN,
+    head=head,
+    rngs=rngs or nnx.Rngs(0),
+    **kwargs,
+  )
+
+
+def test_separator_params_keep_the_linen_layout():
+  """Pure-dict names and shapes as the Linen module's (exports load)."""
+  shapes = jax.tree.map(
+    lambda x: x.shape,
+    models.abstract_params(lambda rngs: _separator("chimera", rngs)),
+  )
+  four_h = 4 * HIDDEN
+  assert shapes == {
+    "blstm": {
+      "layer_0": {
+        "kernel_ih": (signal.NUM_BINS, 2, four_h),
+        "kernel_hh": (2, HIDDEN, four_h),
+        "bias": (2, four_h),
+      },
+      "layer_1": {
+        "kernel_ih": (2 * HIDDEN, 2, four_h),
+        "kernel_hh": (2, HIDDEN, four_h),
+        "bias": (2, four_h),
+      },
+    },
+    "mask": {
+      "kernel": (2 * HIDDEN, 2 * signal.NUM_BINS),
+      "bias": (2 * signal.NUM_BINS,),
+    },
+    "embedding": {
+      "kernel": (2 * HIDDEN, 20 * signal.NUM_BINS),
+      "bias": (20 * signal.NUM_BINS,),
+    },
+  }
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +216,8 @@ def mixture():
 
 @pytest.mark.parametrize("head", models.HEADS)
 def test_separator_heads(head, mixture):
-  model = _separator(head)
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
-  out = jax.jit(model.apply)(variables, mixture)
+  apply, params = models.functional(_separator(head))
+  out = jax.jit(apply)(params, mixture)
   frames = signal.num_frames(LENGTH)
   assert out["mix_stft"].shape == (BATCH, frames, signal.NUM_BINS)
   np.testing.assert_allclose(
@@ -218,51 +254,63 @@ def test_separator_heads(head, mixture):
 
 @pytest.mark.parametrize("length", [64 * 20])
 def test_snr_output_length_equals_input_length(length):
-  model = _separator("snr")
+  apply, params = models.functional(_separator("snr"))
   wave = jnp.ones((1, length)) * 0.01
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), wave)
-  out = jax.jit(model.apply)(variables, wave)
+  out = jax.jit(apply)(params, wave)
   assert out["waveforms"].shape == (1, 2, length)
 
 
 def test_embedding_dim_and_num_sources(mixture):
   model = _separator("chimera", num_sources=3, embedding_dim=7)
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
-  out = jax.jit(model.apply)(variables, mixture)
+  out = nnx.jit(lambda model, x: model(x))(model, mixture)
   assert out["masks"].shape[1] == 3
   assert out["embedding"].shape[-1] == 7
 
 
+@pytest.mark.parametrize("activation", models.EMBEDDING_ACTIVATIONS)
+def test_embedding_activations_give_unit_norm_embeddings(activation, mixture):
+  model = _separator("dc", embedding_activation=activation)
+  emb = np.asarray(
+    nnx.jit(lambda model, x: model(x))(model, mixture)["embedding"]
+  )
+  np.testing.assert_allclose(np.linalg.norm(emb, axis=-1), 1.0, atol=1e-5)
+  # sigmoid embeddings live in the positive orthant; tanh ones do not.
+  assert (emb.min() < 0) == (activation == "tanh")
+
+
 def test_invalid_inputs(mixture):
   with pytest.raises(ValueError, match="head"):
-    _separator("nope").init(jax.random.PRNGKey(0), mixture)
+    _separator("nope")
+  with pytest.raises(ValueError, match="embedding_activation"):
+    _separator("dc", embedding_activation="relu")
   with pytest.raises(ValueError, match=r"\[B, L\]"):
-    _separator("mi").init(jax.random.PRNGKey(0), mixture[0])
+    _separator("mi")(mixture[0])
 
 
 def test_dropout_only_in_training(mixture):
-  model = _separator("mi", dropout=0.5)
-  variables = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)
-  apply = jax.jit(model.apply, static_argnames="train")
-  a = apply(variables, mixture)["masks"]
-  b = apply(variables, mixture)["masks"]
+  model = _separator("mi", nnx.Rngs(0, dropout=1), dropout=0.5)
+  apply = nnx.jit(
+    lambda model, x, train: model(x, train=train)["masks"], static_argnums=2
+  )
+  a = apply(model, mixture, False)
+  b = apply(model, mixture, False)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  c = apply(
-    variables, mixture, train=True, rngs={"dropout": jax.random.PRNGKey(1)}
-  )["masks"]
+  c = apply(model, mixture, True)
   assert np.abs(np.asarray(c - a)).max() > 1e-6
+  # The dropout stream advances: two training calls drop different units.
+  d = apply(model, mixture, True)
+  assert np.abs(np.asarray(d - c)).max() > 1e-6
 
 
 @pytest.mark.parametrize("head", ["mi", "snr"])
 def test_jitted_optax_step_changes_parameters(head, mixture):
-  model = _separator(head)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), mixture)["params"]
+  apply, params = models.functional(_separator(head))
   tx = optax.adam(1e-2)
   opt_state = tx.init(params)
   sources = jnp.stack([mixture * 0.3, mixture * 0.7], axis=1)
 
   def loss_fn(params):
-    out = model.apply({"params": params}, mixture)
+    out = apply(params, mixture)
     if head == "snr":
       return jnp.mean((out["waveforms"] - sources) ** 2)
     target = jnp.abs(signal.stft(sources))
