@@ -15,8 +15,9 @@ in one invocation, the wall time of two identical short training runs
   thread).
 
 It prints both wall times and their ratio; ``sequential / pinned > 1`` means
-the side-by-side layout trains more runs per hour (the sweep scripts'
-``--workers`` option uses it). Needs at least two cores.
+the side-by-side layout trains more runs per hour (the
+powered sweep is to use it; the current ``sweep.py`` runs one after the other).
+Needs at least two cores.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from examples.separation import cli  # noqa: E402
 
 _CHILD = r"""
 import json, os, sys, tempfile, time
@@ -93,9 +96,10 @@ def main(argv=None) -> int:
   pinned_runs = [_result(p) for p in procs]
   pinned = time.time() - t0
   print(
-    f"# {args.preset} preset, loss {args.loss}, {args.steps} steps, "
-    f"two runs, {len(cores)} cores"
+    f"{args.preset} preset, loss {args.loss}, {args.steps} steps, two runs; "
+    f"machine: {cli.machine_description()}."
   )
+  print()
   print("| layout | wall s (both runs) | train s per run |")
   print("|---|---|---|")
   print(
@@ -108,7 +112,8 @@ def main(argv=None) -> int:
     + " / ".join(f"{r['train_seconds']:.1f}" for r in pinned_runs)
     + " |"
   )
-  print(f"sequential / side-by-side wall time: {sequential / pinned:.2f}x")
+  print()
+  print(f"Sequential / side-by-side wall time: {sequential / pinned:.2f}x.")
   return 0
 
 

@@ -141,10 +141,11 @@ def main(argv=None) -> int:
       parser.error(f"--data: {source!r} is not synthetic or files")
 
   lines = [
-    f"# machine: {cli.machine_description()}",
-    f"# {args.rounds} interleaved rounds of {args.steps} steps, median; "
-    f"loop = train_and_evaluate (prefetch depth "
-    f"{configs.Config.prefetch}), bare = jitted step on a device batch",
+    f"Machine: {cli.machine_description()}; {args.rounds} interleaved "
+    f"rounds of {args.steps} steps, median; loop = train_and_evaluate "
+    f"(prefetch depth {configs.Config.prefetch}), bare = jitted step on a "
+    "device batch.",
+    "",
     "| preset | data | bare ms/step | loop ms/step | loop / bare | "
     "one validation (in bare steps) |",
     "|---|---|---|---|---|---|",
