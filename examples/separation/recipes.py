@@ -38,6 +38,10 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "synthetic talkers, 12000 steps",
     {"steps": 12000, "num_test": 100},
   ),
+  "synthetic_24k": (
+    "synthetic talkers, 24000 steps",
+    {"steps": 24000, "num_test": 100},
+  ),
   "synthetic_h128": (
     "synthetic talkers, 2 x 128 BLSTM, 6000 steps",
     {"hidden": 128, "steps": 6000, "num_test": 100},
