@@ -57,7 +57,21 @@ SOURCES = {
   ),
   "sweep": (
     "results/sweep/table.md",
-    "python -m examples.separation.sweep --workdir results/sweep",
+    "python -m examples.separation.sweep --workdir results/sweep --workers 2",
+  ),
+  "sweep_paired": (
+    "results/sweep/paired.md",
+    "python -m examples.separation.sweep --workdir results/sweep --workers 2",
+  ),
+  "sweep_tts": (
+    "results/sweep_tts/table.md",
+    "python -m examples.separation.sweep --data wsj0-2mix --data-root "
+    "TTS_ROOT --ps 10,100 --workdir results/sweep_tts --workers 2",
+  ),
+  "sweep_tts_paired": (
+    "results/sweep_tts/paired.md",
+    "python -m examples.separation.sweep --data wsj0-2mix --data-root "
+    "TTS_ROOT --ps 10,100 --workdir results/sweep_tts --workers 2",
   ),
   "dynamics": (
     "results/dynamics/summary.md",

@@ -152,13 +152,21 @@ def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
     diverged["test_si_sdri_db"],
   ) == ("mi", "5", "1", "")
   cells = _table_rows((tmp_path / "table.md").read_text(encoding="utf-8"))
-  # dc, p=100: seeds 0 and 1 give 2.0 and 3.0: mean 2.5, sample std 0.71.
-  assert cells["100"] == ["2.50 ± 0.71", "2.50 ± 0.71"]
-  assert cells["5"] == ["1.05 (1 diverged)", "1.55 ± 0.71"]
+  # dc, p=100: seeds 0 and 1 give 2.0 and 3.0: mean 2.5, sample std
+  # 1/sqrt(2), t(0.975, 1 dof) = 12.706: half-width 12.706 / 2 = 6.35.
+  assert cells["100"] == ["2.50 ± 6.35", "2.50 ± 6.35"]
+  assert cells["5"] == ["1.05 (n=1) (1 diverged)", "1.55 ± 6.35"]
   # The paper has no p = 5: its table lists p = 100 only.
   table = (tmp_path / "table.md").read_text(encoding="utf-8")
   assert "| 100 | 8.5 | 10.2 |" in table
   _assert_png(tmp_path / "sweep.png")
+  # Paired: p = 5 minus p = 100 is -0.95 for every seed of dc (no spread);
+  # mi has one pair left (seed 1 diverged at p = 5).
+  paired = (tmp_path / "paired.md").read_text(encoding="utf-8")
+  assert (
+    "| L_DC | 5 | 2 | -0.95 | [-0.95, -0.95] | 0 / 2 | lower | – |" in paired
+  )
+  assert "| L_MI | 5 | 1 | -0.95 | – | 0 / 1 | too few seeds | – |" in paired
   # The diverged run counts as finished.
   again = sweep.run_sweep(
     tmp_path,
@@ -202,3 +210,106 @@ def test_unwritable_workdir_gives_one_line(tmp_path, capsys):
   assert exc.value.code == 2
   last = capsys.readouterr().err.strip().splitlines()[-1]
   assert "--workdir" in last and "not writable" in last
+
+
+def test_t_interval_hand_computed():
+  from examples.separation import sweep_stats
+
+  # mean 2, sample std 1, t(0.975, 2 dof) = 4.3027: 4.3027 / sqrt(3).
+  mean, half = sweep_stats.t_interval([1.0, 2.0, 3.0])
+  assert mean == 2.0
+  assert half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+  assert sweep_stats.t_interval([4.0])[0] == 4.0
+  assert math.isnan(sweep_stats.t_interval([4.0])[1])
+  assert sweep_stats.t_interval([1.5, 1.5, 1.5]) == (1.5, 0.0)
+
+
+def test_paired_differences_match_seeds_and_skip_diverged():
+  from examples.separation import sweep_stats
+
+  rows = [
+    {"loss": "mi", "p": 10.0, "seed": 0, "test_si_sdri_db": 5.0},
+    {"loss": "mi", "p": 100.0, "seed": 0, "test_si_sdri_db": 4.0},
+    {"loss": "mi", "p": 10.0, "seed": 1, "test_si_sdri_db": None},
+    {"loss": "mi", "p": 100.0, "seed": 1, "test_si_sdri_db": 3.0},
+    {"loss": "mi", "p": 100.0, "seed": 2, "test_si_sdri_db": 6.0},
+    {"loss": "mi", "p": 10.0, "seed": 2, "test_si_sdri_db": 5.5},
+    {"loss": "dc", "p": 10.0, "seed": 0, "test_si_sdri_db": 9.0},
+  ]
+  diffs = sweep_stats.paired_differences(rows, "mi", 10.0, 100.0)
+  assert diffs == [1.0, -0.5]
+  s = sweep_stats.paired_summary(diffs)
+  assert (s["n"], s["above"], s["below"], s["ties"]) == (2, 1, 1, 0)
+  assert s["mean"] == 0.25
+  assert s["low"] < 0 < s["high"]
+  assert sweep_stats.verdict(s) == "not distinguishable"
+  assert sweep_stats.verdict(sweep_stats.paired_summary([1.0, 1.2, 1.1])) == (
+    "higher"
+  )
+
+
+def test_runs_are_paired_and_the_reference_comes_first():
+  runs = sweep.sweep_configs("tiny", seeds=2, steps=None)
+  assert len(runs) == 2 * len(sweep.LOSSES) * len(sweep.PS)
+  head = 2 * len(sweep.LOSSES) * len(sweep.FIRST_PS)
+  assert {c.p for c in runs[:head]} == set(sweep.FIRST_PS)
+  assert sweep.FIRST_PS[0] in sweep.PS and sweep.REFERENCE_P in sweep.FIRST_PS
+  by_key = {(c.loss, c.p, c.seed): c for c in runs}
+  for c in runs:
+    # One step budget per loss, and within a seed only p differs.
+    assert c.steps == sweep.loss_steps("tiny", c.loss)
+    assert c.num_test_examples == sweep.SWEEP_NUM_TEST >= 200
+    assert dataclasses.replace(c, p=100.0) == by_key[c.loss, 100.0, c.seed]
+  assert sweep.loss_steps("tiny", "wkm") == sweep.SWEEP_STEPS["wkm"]
+  assert sweep.loss_steps("tiny", "mi", 7) == 7
+
+
+@pytest.mark.slow
+def test_workers_train_every_run_once(tmp_path):
+  """Two worker processes share the runs through claim files."""
+  summary = sweep.run_sweep(
+    tmp_path,
+    seeds=2,
+    steps=sweep.SMOKE_STEPS,
+    losses=("mi",),
+    ps=(10.0, 100.0),
+    overrides=sweep.SMOKE_OVERRIDES,
+    workers=2,
+    progress=False,
+    poll_seconds=0.5,
+  )
+  assert (summary["trained"], summary["skipped"]) == (4, 0)
+  rows = _read_csv(tmp_path / "sweep.csv")
+  assert [(r["p"], r["seed"]) for r in rows] == [
+    ("10", "0"),
+    ("100", "0"),
+    ("10", "1"),
+    ("100", "1"),
+  ]
+  logs = [p.read_text() for p in sorted((tmp_path / "logs").glob("*.log"))]
+  assert len(logs) == 2
+  # Every run was trained by exactly one worker.
+  trained = [
+    line.split()[1]
+    for log in logs
+    for line in log.splitlines()
+    if line.endswith(": training")
+  ]
+  assert sorted(trained) == sorted(
+    f"mi_p{p}_s{s}:" for p in (10, 100) for s in (0, 1)
+  )
+  assert "L_MI | 10 | 2 |" in (tmp_path / "paired.md").read_text()
+  # The same runs in one process (its XLA free to use both cores) give the
+  # same results: the worker layout does not change a run.
+  again = sweep.run_sweep(
+    tmp_path / "one",
+    seeds=2,
+    steps=sweep.SMOKE_STEPS,
+    losses=("mi",),
+    ps=(10.0, 100.0),
+    overrides=sweep.SMOKE_OVERRIDES,
+    progress=False,
+  )
+  assert [r["test_si_sdri_db"] for r in again["rows"]] == pytest.approx(
+    [r["test_si_sdri_db"] for r in summary["rows"]], abs=1e-4
+  )
