@@ -55,6 +55,10 @@ SOURCES = {
     "python benchmarks/parallel_runs.py > "
     "benchmarks/results/parallel_runs_cpu.md",
   ),
+  "claims": (
+    "results/claims.md",
+    "python -m examples.separation.claims",
+  ),
   "sweep": (
     "results/sweep/table.md",
     "python -m examples.separation.sweep --workdir results/sweep --workers 2",

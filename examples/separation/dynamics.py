@@ -78,7 +78,12 @@ FIELDS = (
   "smoothness",
 )
 # The statistics aggregated over seeds (mean and sample std).
-AGGREGATED = ("pearson_r", "pearson_r_log", "test_si_sdri_db")
+AGGREGATED = (
+  "pearson_r",
+  "pearson_r_log",
+  "step_size_roughness",
+  "test_si_sdri_db",
+)
 # The final training loss: the mean of this fraction of the recorded losses
 # (the last ones; at least one).
 FINAL_LOSS_FRACTION = 0.1
@@ -229,8 +234,21 @@ def run_statistics(records: list[dict]) -> dict:
     "pearson_r": pearson(grad_norms, smoothness),
     "pearson_r_log": pearson(_log(grad_norms), _log(smoothness)),
     "median_step_size": statistics.median(r["step_size"] for r in records),
+    "step_size_roughness": roughness([r["step_size"] for r in records]),
     "final_loss": sum(losses[-tail:]) / tail,
   }
+
+
+def roughness(values) -> float:
+  """Median ``|log(v_t / v_{t-1})|`` over consecutive positive values.
+
+  How much a curve jumps from one record to the next, independent of its
+  scale: 0 for a constant curve, log 2 = 0.69 if every record halves or
+  doubles. The paper's "smoother step size" in one number.
+  """
+  logs = [math.log(v) for v in values if v > 0]
+  jumps = [abs(b - a) for a, b in zip(logs, logs[1:], strict=False)]
+  return statistics.median(jumps) if jumps else float("nan")
 
 
 def mean_std(values) -> dict:
@@ -259,7 +277,7 @@ def aggregate(per_seed: dict) -> dict:
     out["aggregate"][name] = {
       "p": runs[0]["p"] if runs else None,
       "n_seeds": len(runs),
-      **{k: mean_std(r[k] for r in runs) for k in AGGREGATED},
+      **{k: mean_std(r.get(k) for r in runs) for k in AGGREGATED},
     }
   (a, _), (b, _) = RUNS
   common = [s for s in per_seed.get(a, {}) if s in per_seed.get(b, {})]
@@ -618,9 +636,9 @@ def summary_markdown(summary: dict) -> str:
     f"{_seeds_text(setup['seeds'])}; machine: {_machine()}{command}.",
     "",
     "| run | seed | Pearson r (smoothness vs grad norm) | r on log values | "
-    "median step size | final train loss | final threshold | "
-    "test SI-SDRi (dB) |",
-    "|---|---|---|---|---|---|---|---|",
+    "median step size | step-size roughness | final train loss | "
+    "final threshold | test SI-SDRi (dB) |",
+    "|---|---|---|---|---|---|---|---|---|",
   ]
   for name, seeds in summary["per_seed"].items():
     for seed, run in seeds.items():
@@ -633,19 +651,22 @@ def summary_markdown(summary: dict) -> str:
         f"| {name} | {seed} | {_fmt(run['pearson_r'], '.3f')} | "
         f"{_fmt(run['pearson_r_log'], '.3f')} | "
         f"{_fmt(run['median_step_size'], '.3g')} | "
+        f"{_fmt(run.get('step_size_roughness'), '.3f')} | "
         f"{_fmt(run['final_loss'], '.4g')} | {threshold} | "
         f"{_fmt(run['test_si_sdri_db'], '.2f')} |"
       )
   lines += [
     "",
     "| run | Pearson r (mean ± std) | r on log values (mean ± std) | "
-    "test SI-SDRi (dB, mean ± std) | seeds |",
-    "|---|---|---|---|---|",
+    "step-size roughness (mean ± std) | test SI-SDRi (dB, mean ± std) | "
+    "seeds |",
+    "|---|---|---|---|---|---|",
   ]
   for name, agg in summary["aggregate"].items():
     lines.append(
       f"| {name} | {_pm(agg['pearson_r'], '.3f')} | "
       f"{_pm(agg['pearson_r_log'], '.3f')} | "
+      f"{_pm(agg['step_size_roughness'], '.3f')} | "
       f"{_pm(agg['test_si_sdri_db'], '.2f')} | {agg['n_seeds']} |"
     )
   paired = summary["paired_test_si_sdri_db"]
@@ -659,7 +680,9 @@ def summary_markdown(summary: dict) -> str:
     f"{_fmt(paired['mean'], '+.2f')} dB ({per_seed}).",
     "",
     f"Final train loss: the mean of the last {FINAL_LOSS_FRACTION:.0%} of "
-    "the recorded training losses; ± is the sample std over seeds. Paper "
+    "the recorded training losses; step-size roughness: the median "
+    "|log(s_t / s_t-1)| between consecutive recorded step sizes (0 = "
+    "constant); ± is the sample std over seeds. Paper "
     f"(Fig. 1, 2 x 300 BLSTM, L_MI, wsj0-2mix): r = {PAPER_R[a]:.2f} with "
     f"AutoClip vs {PAPER_R[b]:.2f} without.",
   ]

@@ -277,6 +277,7 @@ def test_summary_markdown_tables(monkeypatch):
         "pearson_r": 0.5 + 0.1 * s,
         "pearson_r_log": 0.4,
         "median_step_size": 0.01,
+        "step_size_roughness": 0.1 * (1 + s),
         "final_loss": 0.2,
         "final_threshold": 0.03,
         "test_si_sdri_db": 5.0 + s - (p == 100.0),
@@ -310,13 +311,17 @@ def test_summary_markdown_tables(monkeypatch):
     "`python -m examples.separation.dynamics --workdir d`."
   )
   text = "\n".join(lines)
-  assert "| autoclip_p10 | 1 | 0.600 | 0.400 | 0.01 | 0.2 | 0.03 | 6.00 |" in (
-    text
-  )
-  assert "| no_clipping_p100 | 0 | 0.500 | 0.400 | 0.01 | 0.2 | - (no " in text
   assert (
-    "| autoclip_p10 | 0.550 ± 0.071 | 0.400 ± 0.000 | 5.50 ± 0.71 | 2 |"
-    in (text)
+    "| autoclip_p10 | 1 | 0.600 | 0.400 | 0.01 | 0.200 | 0.2 | 0.03 | 6.00 |"
+    in text
+  )
+  assert (
+    "| no_clipping_p100 | 0 | 0.500 | 0.400 | 0.01 | 0.100 | 0.2 | - (no "
+    in text
+  )
+  assert (
+    "| autoclip_p10 | 0.550 ± 0.071 | 0.400 ± 0.000 | 0.150 ± 0.071 | "
+    "5.50 ± 0.71 | 2 |" in text
   )
   assert "mean +1.00 dB (seed 0: +1.00, seed 1: +1.00)" in text
 
@@ -358,3 +363,10 @@ def test_pearson():
   )
   assert math.isnan(dynamics.pearson([1, 1, 1], [1, 2, 3]))
   assert math.isnan(dynamics.pearson([1], [1]))
+
+
+def test_roughness_hand_computed():
+  # |log 2|, |log 1/2|, |log 1| -> median log 2; constant -> 0.
+  assert dynamics.roughness([1.0, 2.0, 1.0, 1.0]) == pytest.approx(math.log(2))
+  assert dynamics.roughness([3.0, 3.0, 3.0]) == 0.0
+  assert math.isnan(dynamics.roughness([1.0]))

@@ -313,3 +313,80 @@ def test_workers_train_every_run_once(tmp_path):
   assert [r["test_si_sdri_db"] for r in again["rows"]] == pytest.approx(
     [r["test_si_sdri_db"] for r in summary["rows"]], abs=1e-4
   )
+
+
+def _tiny_wsj_tree(root):
+  """wav8k/min/{tr,cv,tt}/{mix,s1,s2}: three noise pairs per split."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+
+  rng = np.random.default_rng(0)
+  for split in ("tr", "cv", "tt"):
+    for name in ("a", "b", "c"):
+      s1, s2 = rng.uniform(-0.3, 0.3, (2, 4000)).astype(np.float32)
+      for folder, audio in (("s1", s1), ("s2", s2), ("mix", s1 + s2)):
+        path = root / "wav8k" / "min" / split / folder / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio, 8000, subtype="FLOAT")
+
+
+@pytest.mark.slow
+def test_sweep_on_a_wsj0_2mix_tree(tmp_path, capsys):
+  root = tmp_path / "tts"
+  _tiny_wsj_tree(root)
+  workdir = tmp_path / "sweep"
+  args = ["--smoke", "--no-progress", "--losses", "mi", "--ps", "10,100"]
+  args += ["--data", "wsj0-2mix", "--data-root", str(root)]
+  assert sweep.main([*args, "--workdir", str(workdir)]) == 0
+  rows = _read_csv(workdir / "sweep.csv")
+  # --smoke tests on the split's first utterance.
+  assert [(r["p"], r["num_test"]) for r in rows] == [("10", "1"), ("100", "1")]
+  table = (workdir / "table.md").read_text(encoding="utf-8")
+  assert table.startswith(
+    f"Test SI-SDRi [dB] on the wsj0-2mix test split ({root})"
+  )
+  # Another path to the same corpus resumes (data_root is not compared).
+  moved = tmp_path / "moved"
+  root.rename(moved)
+  capsys.readouterr()
+  assert sweep.main([*args[:-1], str(moved), "--workdir", str(workdir)]) == 0
+  assert "trained 0 run(s), skipped 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+  "args, culprit",
+  [
+    (["--data", "wsj0-2mix"], "needs --data-root"),
+    (["--data", "wsj0-2mix", "--data-root", "/nonexistent"], "--data-root"),
+    (["--data-root", "/tmp"], "--data-root"),
+  ],
+)
+def test_bad_data_gives_one_line(args, culprit, tmp_path, capsys):
+  workdir = tmp_path / "w"
+  with pytest.raises(SystemExit) as exc:
+    sweep.main([*args, "--workdir", str(workdir)])
+  assert exc.value.code == 2
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert culprit in last and "Traceback" not in last
+  assert not workdir.exists()
+
+
+def test_tree_without_a_test_split_gives_one_line(tmp_path, capsys):
+  root = tmp_path / "tts"
+  _tiny_wsj_tree(root)
+  import shutil  # pylint: disable=import-outside-toplevel
+
+  shutil.rmtree(root / "wav8k" / "min" / "tt")
+  with pytest.raises(SystemExit):
+    sweep.main(
+      [
+        "--data",
+        "wsj0-2mix",
+        "--data-root",
+        str(root),
+        "--workdir",
+        str(tmp_path / "w"),
+      ]
+    )
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert "--data-root" in last and "Traceback" not in last
