@@ -643,7 +643,7 @@ def _spawn_workers(
               "examples.separation.sweep",
               "--worker",
               "--workdir",
-              str(workdir),
+              str(workdir.resolve()),
             ],
             env=_worker_env(core),
             stdout=f,
