@@ -38,11 +38,12 @@ def test_claim_a_verdicts_from_paired_seeds(tmp_path):
   text = claims.report(tmp_path / "syn", tmp_path / "none", None)
   assert "| synthetic | L_MI | 3 | +1.00 [" in text
   line = next(l for l in text.splitlines() if "| synthetic | L_MI |" in l)
-  assert "| 3 / 0 | higher | +1.7 | 2 p: yes |" in line
+  # Seed spreads: p = 10 [5.0, 6.1, 4.9] -> 0.67; p = 100 [4, 5, 4] -> 0.58.
+  assert "| 3 / 0 | higher | +1.7 | 0.67 / 0.58 | 2 p: yes |" in line
   line = next(l for l in text.splitlines() if "| synthetic | L_DC |" in l)
   assert "| 2 / 1 | not distinguishable | +0.6 |" in line
   line = next(l for l in text.splitlines() if "| synthetic | L_SNR |" in l)
-  assert "| 0 / 3 | lower | +2.1 | 3 p: no (p=10) |" in line
+  assert "| 0 / 3 | lower | +2.1 | 0.10 / 0.00 | 3 p: no (p=10) |" in line
   assert (
     "synthetic: p = 10 above p = 100 (interval excludes 0) for 1 of 3 "
     "losses, below for 1, not distinguishable for 1." in text
