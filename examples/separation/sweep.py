@@ -2,9 +2,9 @@
 
 ``python -m examples.separation.sweep --workdir DIR [--preset P] [--seeds K]
 [--steps N] [--num-test N] [--workers W] [--data wsj0-2mix --data-root ROOT]
-[--quick]`` trains each of the five losses with AutoClip at p in {0, 1, 10,
-25, 50, 90, 100} (p = 100 never clips: the no-clipping baseline) for K seeds
-and writes to ``DIR``:
+[--quick] [--report-only]`` trains each of the five losses with AutoClip at p
+in {0, 1, 10, 25, 50, 90, 100} (p = 100 never clips: the no-clipping
+baseline) for K seeds and writes to ``DIR``:
 
 * ``runs/<loss>_p<p>_s<seed>/``: each run's ``results.json`` and metrics;
 * ``sweep.csv``: one row per run (``loss, p, seed, steps, num_test,
@@ -34,7 +34,9 @@ interrupted sweep has the paired comparison that matters most.
 skipped, so an interrupted sweep resumes where it stopped (commit the
 workdir's ``runs/*/results.json`` and the sweep resumes from the commit);
 ``sweep.csv``, ``table.md`` and ``paired.md`` are rewritten whenever a run
-finishes. ``--workers W`` trains W runs at once in W processes, each pinned
+finishes; ``--report-only`` rebuilds them (and the plot) from the finished
+runs without training, e.g. to commit a sweep still running elsewhere.
+``--workers W`` trains W runs at once in W processes, each pinned
 to its own core with a single-threaded XLA:CPU (the BLSTM recurrence runs on
 one thread: on a 2-core CPU two such workers train 1.42x more runs per hour
 than one process on both cores, ``benchmarks/parallel_runs.py``). Compiled
@@ -722,6 +724,7 @@ def run_sweep(
   progress: bool = True,
   command: str = "",
   poll_seconds: float = 10.0,
+  report_only: bool = False,
 ) -> dict:
   """Trains the sweep's runs not finished yet and writes its outputs.
 
@@ -729,6 +732,9 @@ def run_sweep(
   replaces config fields of every run (e.g. ``data`` and ``data_root``).
   With ``workers > 1`` the runs are trained by that many worker processes
   (:func:`run_worker`) while this process writes the outputs.
+  ``report_only=True`` trains nothing: it rebuilds the outputs (tables, CSV,
+  plot) from the runs finished so far, e.g. to commit a sweep that is still
+  running elsewhere.
 
   Returns ``{"trained", "skipped", "diverged", "rows", "table", "title"}``:
   the number of runs trained by this call, the number found finished in
@@ -761,6 +767,8 @@ def run_sweep(
       todo.append(config)
     else:
       finished[run_name(config.loss, config.p, config.seed)] = results
+  if report_only:
+    todo = []
 
   title = (
     f"Test SI-SDRi [dB] on {_data_text(runs)}, mean ± 95 % CI over "
@@ -1007,6 +1015,12 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument(
     "--no-progress", action="store_true", help="no progress bar"
   )
+  parser.add_argument(
+    "--report-only",
+    action="store_true",
+    help="train nothing: rebuild the outputs from the finished runs "
+    "(safe while the sweep runs in another process)",
+  )
   parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   return parser
@@ -1060,7 +1074,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError as e:
     parser.error(str(e))
   argv = list(sys.argv[1:] if argv is None else argv)
-  command = " ".join(["python -m examples.separation.sweep", *argv])
+  command = " ".join(
+    [
+      "python -m examples.separation.sweep",
+      *(a for a in argv if a != "--report-only"),
+    ]
+  )
   try:
     summary = run_sweep(
       workdir,
@@ -1074,6 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       workers=args.workers,
       progress=not args.no_progress,
       command=command,
+      report_only=args.report_only,
     )
   except SweepError as e:
     parser.error(str(e))

@@ -178,6 +178,25 @@ def test_table_statistics_and_diverged_runs(tmp_path, monkeypatch):
   )
   assert (again["trained"], again["skipped"], len(calls)) == (0, 8, 8)
 
+  # --report-only with a third seed: nothing is trained, the outputs are
+  # rebuilt from the 8 finished runs.
+  (tmp_path / "table.md").unlink()
+  (tmp_path / "sweep.png").unlink()
+  report = sweep.run_sweep(
+    tmp_path,
+    seeds=3,
+    steps=4,
+    losses=("mi", "dc"),
+    ps=(5.0, 100.0),
+    progress=False,
+    report_only=True,
+  )
+  assert (report["trained"], report["skipped"], len(calls)) == (0, 8, 8)
+  assert len(_read_csv(tmp_path / "sweep.csv")) == 8
+  cells = _table_rows((tmp_path / "table.md").read_text(encoding="utf-8"))
+  assert cells["100"] == ["2.50 ± 6.35", "2.50 ± 6.35"]
+  _assert_png(tmp_path / "sweep.png")
+
 
 @pytest.mark.parametrize(
   "args, culprit",
