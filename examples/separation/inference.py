@@ -52,6 +52,10 @@ def kmeans_masks(
   floor_db: float = -40.0,
 ) -> jax.Array:
   """Binary masks ``[B, S, T, F]`` from embeddings ``[B, T, F, D]``."""
+  # Raw embeddings, not whitened ones, also for L_WKM: the loss constrains
+  # only the span of V, so whitening lifts its D - S unconstrained directions
+  # to the same scale as the informative ones (measured on a tiny L_WKM
+  # model, 200 synthetic test mixtures: +3.7 dB raw, -5.6 dB whitened).
   b, t, f, d = embedding.shape
   log_mag = 20 * jnp.log10(mix_magnitude + _TINY)
   loud = log_mag > (jnp.max(log_mag, axis=(1, 2), keepdims=True) + floor_db)
