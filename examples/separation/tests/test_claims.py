@@ -53,7 +53,7 @@ def test_claim_a_verdicts_from_paired_seeds(tmp_path):
   line = next(
     l
     for l in text.splitlines()
-    if l.startswith("| synthetic | L_SNR | 3 | 100 |")
+    if l.startswith("| synthetic | L_SNR | 3 | 3 | 100 |")
   )
   assert line.endswith("| p = 10 below the best |")
   # (c) without a dynamics study says which command makes it.
@@ -116,3 +116,28 @@ def test_cli_writes_the_report_and_rejects_a_file_as_directory(
   assert exc.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()[-1]
   assert "--sweep" in err and "not a directory" in err
+
+
+def test_comparisons_across_p_use_the_seeds_every_p_has(tmp_path):
+  """A p with fewer seeds finished is compared on those seeds only."""
+  _write_sweep(
+    tmp_path / "syn",
+    {
+      # Over 3 seeds p = 100's mean (5.0) is below p = 10's (5.33), but p = 1
+      # has only seed 0: on seed 0 alone p = 100 (7.0) is the best, above
+      # p = 1 (6.5) and p = 10 (6.0).
+      ("mi", 10.0): [6.0, 5.0, 5.0],
+      ("mi", 100.0): [7.0, 4.0, 4.0],
+      ("mi", 1.0): [6.5],
+    },
+  )
+  text = claims.report(tmp_path / "syn", tmp_path / "none", None)
+  line = next(
+    l for l in text.splitlines() if "| synthetic | L_MI | 3 | 1 |" in l
+  )
+  assert "| 100 | -1.00 (1 seed) | too few seeds |" in line
+  # (a) pairs all three seeds, but says which p is lowest on seed 0 only.
+  line = next(
+    l for l in text.splitlines() if "| synthetic | L_MI | 3 | +0.00" in l
+  )
+  assert line.endswith("| 3 p: no (p=10) |")
