@@ -138,6 +138,6 @@ def test_comparisons_across_p_use_the_seeds_every_p_has(tmp_path):
   assert "| 100 | -1.00 (1 seed) | too few seeds |" in line
   # (a) pairs all three seeds, but says which p is lowest on seed 0 only.
   line = next(
-    l for l in text.splitlines() if "| synthetic | L_MI | 3 | +0.00" in l
+    l for l in text.splitlines() if "| synthetic | L_MI | 3 | +0.33 [" in l
   )
   assert line.endswith("| 3 p: no (p=10) |")
