@@ -131,6 +131,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -760,6 +761,81 @@ def _mix(
   return sources.sum(1), sources
 
 
+class _BatchCache:
+  """Training batches of one (seed, split, shape, config) kept in memory.
+
+  A sweep trains many runs on the same batches (every p and every loss of a
+  seed sees ``batch_at(0), batch_at(1), ...``), and generating a synthetic
+  batch costs about as much CPU as a tiny training step, so a process that
+  trains several of them in turn can keep the batches of its current
+  namespace instead of regenerating them. The batches are the generator's
+  own arrays (read-only), so a cached run is bit-identical to an uncached
+  one. Steps are scanned in order, so once the budget is used up new
+  batches are simply not kept (an LRU would evict exactly the batches the
+  next run needs first); a request from another namespace (e.g. the next
+  seed) empties the cache.
+  """
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self.max_bytes = 0
+    self._namespace = None
+    self._batches: dict[int, Batch] = {}
+    self._bytes = 0
+    self.hits = 0
+
+  def configure(self, max_bytes: int) -> None:
+    with self._lock:
+      self.max_bytes = int(max_bytes)
+      self._namespace, self._batches, self._bytes = None, {}, 0
+      self.hits = 0
+
+  def get(self, namespace, step: int) -> Batch | None:
+    with self._lock:
+      if namespace != self._namespace:
+        return None
+      batch = self._batches.get(step)
+      if batch is not None:
+        self.hits += 1
+        return dict(batch)
+      return None
+
+  def put(self, namespace, step: int, batch: Batch) -> None:
+    if self.max_bytes <= 0:
+      return
+    size = sum(v.nbytes for v in batch.values())
+    with self._lock:
+      if namespace != self._namespace:
+        self._namespace, self._batches, self._bytes = namespace, {}, 0
+      if self._bytes + size > self.max_bytes:
+        return
+      for v in batch.values():
+        v.setflags(write=False)
+      self._batches[step] = dict(batch)
+      self._bytes += size
+
+
+_BATCH_CACHE = _BatchCache()
+
+
+def cache_training_batches(max_bytes: int) -> None:
+  """Keeps up to ``max_bytes`` of synthetic training batches in memory.
+
+  For processes that train several runs on the same seed one after the
+  other (the sweep's workers); ``0`` (the default) turns the cache off.
+  Results are unchanged: a cached batch is the generated one, read-only.
+  ``batch_cache_hits()`` counts the batches served from the cache.
+  """
+  if max_bytes < 0:
+    raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+  _BATCH_CACHE.configure(max_bytes)
+
+
+def batch_cache_hits() -> int:
+  """How many training batches the cache served since it was configured."""
+  return _BATCH_CACHE.hits
+
+
 class SyntheticMixtures(_Base):
   """Synthetic two-source mixtures; see the module docstring."""
 
@@ -861,8 +937,20 @@ class SyntheticMixtures(_Base):
 
   def batch_at(self, step: int, batch_size: int) -> Batch:
     """Training batch ``step``, a pure function of ``(seed, split, step)``."""
+    namespace = (
+      self.seed,
+      self._split_code,
+      int(batch_size),
+      self.chunk_samples,
+      self.config,
+    )
+    cached = _BATCH_CACHE.get(namespace, step)
+    if cached is not None:
+      return cached
     rng = np.random.default_rng([self.seed, self._split_code, 3, step])
-    return self.generate(rng, batch_size, self.chunk_samples)
+    batch = self.generate(rng, batch_size, self.chunk_samples)
+    _BATCH_CACHE.put(namespace, step, batch)
+    return dict(batch)
 
   def example(self, index: int) -> dict:
     """Evaluation utterance ``index`` (its own seed), 2-4 s by default."""

@@ -537,3 +537,39 @@ def test_blended_training_takes_a_fraction_from_the_second_dataset(tmp_path):
   assert blended.name == "wsj0-2mix"
   with pytest.raises(ValueError, match="fraction"):
     data.BlendedTraining(real, synthetic, 1.0)
+
+
+def test_batch_cache_serves_the_generated_batches():
+  """Cached batches equal freshly generated ones, bit for bit, read-only."""
+
+  def fresh(seed, step):
+    return data.SyntheticMixtures(
+      "train", seed=seed, chunk_samples=640
+    ).batch_at(step, 3)
+
+  want = {(s, i): fresh(s, i) for s in (0, 1) for i in range(3)}
+  data.cache_training_batches(10**7)
+  try:
+    for _ in range(2):  # Fill, then serve (a new dataset object each time).
+      for i in range(3):
+        got = fresh(0, i)
+        assert got.keys() == want[0, i].keys()
+        for k, v in got.items():
+          np.testing.assert_array_equal(v, want[0, i][k])
+          assert not v.flags.writeable
+    assert data.batch_cache_hits() == 3
+    # Another seed is another namespace: generated, not served.
+    for i in range(3):
+      for k, v in fresh(1, i).items():
+        np.testing.assert_array_equal(v, want[1, i][k])
+    assert data.batch_cache_hits() == 3
+    # Another batch size is another namespace too.
+    assert fresh(1, 0)["mix"].shape == (3, 640)
+    assert data.SyntheticMixtures("train", seed=1, chunk_samples=640).batch_at(
+      0, 2
+    )["mix"].shape == (2, 640)
+  finally:
+    data.cache_training_batches(0)
+  assert fresh(0, 0)["mix"].flags.writeable  # Off again: nothing kept.
+  with pytest.raises(ValueError, match="max_bytes"):
+    data.cache_training_batches(-1)
