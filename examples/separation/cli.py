@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     help="test utterances (synthetic: generated; real data: first N)",
   )
   add("--eval-every", type=int, default=None)
+  add(
+    "--data-workers",
+    type=int,
+    default=None,
+    help="processes that prepare training batches (1; 0: a thread of the "
+    "training process)",
+  )
   add("--workdir", required=True, help="output directory")
   add(
     "--resume",
@@ -171,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "chunk_frames": args.chunk_frames,
     "learning_rate": args.learning_rate,
     "eval_every": args.eval_every,
+    "data_workers": args.data_workers,
     "synthetic_fraction": args.synthetic_fraction,
     "steps_per_epoch": args.steps_per_epoch,
     "factor": args.factor,

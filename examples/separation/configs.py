@@ -110,6 +110,11 @@ class Config:
   # Input pipeline: batches prepared ahead of the train step, in background
   # threads (they are pure functions of the step: resume is unaffected).
   prefetch: int = 2
+  # Processes that prepare the training batches (0: the background threads
+  # of the training process itself). Generating a synthetic batch holds the
+  # interpreter lock often enough to slow the loop by a third on the tiny
+  # preset when done in a thread (benchmarks/train_loop.py).
+  data_workers: int = 1
   # Logging, evaluation and checkpoints.
   log_every: int = 10
   eval_every: int = 200
@@ -277,6 +282,10 @@ def validate(config: Config) -> None:
       isinstance(value, int) and value >= 1,
       f"{name}={value!r} must be a positive integer",
     )
+  _check(
+    isinstance(c.data_workers, int) and c.data_workers >= 0,
+    f"data_workers={c.data_workers!r} must be a non-negative integer",
+  )
   _check(c.learning_rate > 0, f"learning_rate={c.learning_rate!r} must be > 0")
   _check(0.0 < c.adam_b2 < 1.0, f"adam_b2={c.adam_b2!r} must be in (0, 1)")
   _check(

@@ -108,6 +108,7 @@ _IGNORED_FIELDS = (
   "checkpoint",
   "checkpoint_every",
   "prefetch",
+  "data_workers",
 )
 
 

@@ -150,6 +150,7 @@ _IGNORED_FIELDS = (
   "checkpoint",
   "checkpoint_every",
   "prefetch",
+  "data_workers",
 )
 _SPEC_FILE = "sweep_spec.json"
 _CLAIMS_DIR = "claims"
@@ -207,6 +208,9 @@ def sweep_configs(
           checkpoint_every=n,
           log_every=min(10, n),
           num_test_examples=num_test,
+          # In-process generation, so that the batch cache serves a seed's
+          # batches to all its p (workers are pinned to one core each).
+          data_workers=0,
         )
         extra.update(overrides or {})
         for p in group:
@@ -1015,6 +1019,15 @@ def build_parser() -> argparse.ArgumentParser:
     help="root of a wsj0-2mix-style tree (e.g. tts2mix's) or of Libri2Mix",
   )
   parser.add_argument(
+    "--set",
+    dest="settings",
+    action="append",
+    default=[],
+    metavar="FIELD=VALUE",
+    help="override a Config field in every run (repeatable), e.g. "
+    "--set adam_b2=0.9",
+  )
+  parser.add_argument(
     "--workers",
     type=cli.positive_int,
     default=1,
@@ -1039,6 +1052,63 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   return parser
+
+
+# Fields that the sweep itself sets per run (or through its own flags).
+_SWEEP_FIELDS = ("loss", "p", "seed", "steps", "clip", "data", "data_root")
+
+
+def _number_or_text(raw: str):
+  for kind in (int, float):
+    try:
+      return kind(raw)
+    except ValueError:
+      pass
+  return raw
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+  """``"FIELD=VALUE"`` -> ``(field, value)`` typed like the Config field.
+
+  Raises:
+    ValueError: naming ``--set`` and the field, for an unknown field, one the
+      sweep sets itself, or a value of the wrong type.
+  """
+  field, sep, raw = text.partition("=")
+  field = field.strip().replace("-", "_")
+  fields = {f.name: f for f in dataclasses.fields(configs.Config)}
+  if not sep or field not in fields:
+    raise ValueError(
+      f"--set {text!r}: expected FIELD=VALUE with FIELD a Config field "
+      "(examples/separation/configs.py)"
+    )
+  if field in _SWEEP_FIELDS:
+    raise ValueError(
+      f"--set {text!r}: {field} is set by the sweep (use its own flags)"
+    )
+  default = getattr(configs.Config(), field)
+  raw = raw.strip()
+  try:
+    if default is None:  # An optional field: None, a number or a string.
+      value = None if raw.lower() == "none" else _number_or_text(raw)
+    elif isinstance(default, bool):
+      if raw.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(raw)
+      value = raw.lower() in ("true", "1")
+    elif isinstance(default, int):
+      value = int(raw)
+    elif isinstance(default, float):
+      value = float(raw)
+    elif isinstance(default, tuple):
+      value = tuple(float(x) for x in raw.split(","))
+    else:
+      value = raw
+  except ValueError:
+    raise ValueError(
+      f"--set {text!r}: {raw!r} is not a valid {type(default).__name__} "
+      f"for {field}"
+    ) from None
+  return field, value
 
 
 def _check_data(data: str, root: str | None) -> None:
@@ -1084,6 +1154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides.update(data=args.data, data_root=args.data_root)
   preset = args.preset or SWEEP_PRESET
   try:
+    overrides.update(parse_setting(text) for text in args.settings)
     _check_data(args.data, args.data_root)
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:

@@ -25,7 +25,9 @@ It writes to ``workdir``:
 Command line: ``python -m examples.separation.train --help``.
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -473,16 +475,31 @@ def train_and_evaluate(
   t0 = time.time()
   val_summary = None
 
-  def load(step: int) -> dict:
-    # Runs in a background thread, ``prefetch`` steps ahead of the loop.
-    return shard_batch(train_batch(train_ds, config, step), mesh)
+  with contextlib.ExitStack() as stack:
+    if config.data_workers and not stopped and start < config.steps:
+      make = stack.enter_context(
+        input_pipeline.ProcessLoader(
+          functools.partial(train_ds.batch_at, batch_size=config.batch_size),
+          config.data_workers,
+        )
+      )
+    else:
+      make = functools.partial(train_batch, train_ds, config)
 
-  with (
-    open(metrics_path, "a", encoding="utf-8") as log_file,
-    input_pipeline.Prefetcher(
-      load, start, start if stopped else config.steps, depth=config.prefetch
-    ) as batches,
-  ):
+    def load(step: int) -> dict:
+      # Runs in a background thread, ``prefetch`` steps ahead of the loop.
+      return shard_batch(make(step), mesh)
+
+    log_file = stack.enter_context(open(metrics_path, "a", encoding="utf-8"))
+    batches = stack.enter_context(
+      input_pipeline.Prefetcher(
+        load,
+        start,
+        start if stopped else config.steps,
+        depth=config.prefetch,
+        workers=max(1, config.data_workers),
+      )
+    )
     for step, batch in batches:
       state, logs = step_fn(state, batch)
       logs = jax.device_get(logs)

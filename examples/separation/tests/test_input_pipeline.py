@@ -1,5 +1,7 @@
 """Tests of the background batch prefetcher."""
 
+import functools
+import os
 import threading
 import time
 
@@ -89,3 +91,52 @@ def test_empty_range_and_bad_arguments():
     input_pipeline.Prefetcher(lambda s: s, 0, 1, depth=0)
   with pytest.raises(ValueError, match="workers"):
     input_pipeline.Prefetcher(lambda s: s, 0, 1, workers=0)
+
+
+def _fail_at_three(step):
+  if step == 3:
+    raise ValueError("no batch 3")
+  return step
+
+
+def _exit_at_two(step):
+  if step == 2:
+    os._exit(7)
+  return step
+
+
+def test_process_loader_gives_the_batches_of_the_training_process():
+  dataset = data_lib.SyntheticMixtures("train", seed=5, chunk_samples=2048)
+  fn = functools.partial(dataset.batch_at, batch_size=2)
+  with input_pipeline.ProcessLoader(fn, processes=2) as loader:
+    # Through the prefetcher (two threads, two workers), as train.py does.
+    with input_pipeline.Prefetcher(loader, 2, 7, depth=3, workers=2) as it:
+      got = dict(it)
+  assert sorted(got) == [2, 3, 4, 5, 6]
+  for step, batch in got.items():
+    want = dataset.batch_at(step, 2)
+    assert set(batch) == set(want)
+    for key in want:
+      np.testing.assert_array_equal(batch[key], want[key])
+
+
+def test_process_loader_reraises_the_workers_exception_and_goes_on():
+  with input_pipeline.ProcessLoader(_fail_at_three) as loader:
+    assert loader(1) == 1
+    with pytest.raises(ValueError, match="no batch 3"):
+      loader(3)
+    assert loader(4) == 4
+
+
+def test_process_loader_reports_a_dead_worker():
+  with input_pipeline.ProcessLoader(_exit_at_two) as loader:
+    assert loader(1) == 1
+    with pytest.raises(input_pipeline.DataWorkerError, match="code 7"):
+      loader(2)
+
+
+def test_process_loader_rejects_what_cannot_be_pickled():
+  with pytest.raises(TypeError, match="picklable"):
+    input_pipeline.ProcessLoader(lambda step: step)
+  with pytest.raises(ValueError, match="processes"):
+    input_pipeline.ProcessLoader(_fail_at_three, processes=0)

@@ -409,3 +409,20 @@ def test_tree_without_a_test_split_gives_one_line(tmp_path, capsys):
     )
   last = capsys.readouterr().err.strip().splitlines()[-1]
   assert "--data-root" in last and "Traceback" not in last
+
+
+def test_set_parses_config_fields_and_names_bad_ones():
+  assert sweep.parse_setting("adam_b2=0.9") == ("adam_b2", 0.9)
+  assert sweep.parse_setting("hidden=32") == ("hidden", 32)
+  assert sweep.parse_setting("data-workers=0") == ("data_workers", 0)
+  assert sweep.parse_setting("checkpoint=false") == ("checkpoint", False)
+  assert sweep.parse_setting("max_eval_examples=5") == ("max_eval_examples", 5)
+  for text, match in (
+    ("adam_b3=1", "Config field"),
+    ("hidden", "FIELD=VALUE"),
+    ("adam_b2=abc", "not a valid float for adam_b2"),
+    ("checkpoint=maybe", "not a valid bool"),
+    ("p=3", "set by the sweep"),
+  ):
+    with pytest.raises(ValueError, match=match):
+      sweep.parse_setting(text)

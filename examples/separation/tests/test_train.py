@@ -143,6 +143,22 @@ def test_resume_equals_uninterrupted_run(tmp_path):
   assert training_logs(interrupted) == training_logs(tmp_path / "straight")
 
 
+def test_data_worker_process_and_thread_train_identically(tmp_path):
+  runs = {}
+  for workers in (0, 2):
+    config = micro_config(steps=4, eval_every=4, data_workers=workers)
+    runs[workers] = train.train_and_evaluate(
+      config, str(tmp_path / f"w{workers}")
+    )
+    logs = (tmp_path / f"w{workers}" / "metrics.jsonl").read_text()
+    runs[workers]["logs"] = [
+      {k: v for k, v in json.loads(x).items() if k != "time"}
+      for x in logs.splitlines()
+    ]
+  assert runs[0]["logs"] == runs[2]["logs"]
+  assert runs[0]["test_si_sdri_db"] == runs[2]["test_si_sdri_db"]
+
+
 def test_eight_devices_equal_one_device():
   assert jax.device_count() == 8
   config = micro_config(batch_size=8)
