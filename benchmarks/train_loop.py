@@ -3,11 +3,13 @@
 Usage::
 
   python benchmarks/train_loop.py [--presets tiny,small]
-      [--data synthetic,files] [--steps 300] [--rounds 3] [--out FILE.md]
+      [--data synthetic,files] [--steps 300] [--rounds 3]
+      [--small-steps 100] [--small-rounds 1] [--out FILE.md]
 
 For each preset and data source it measures, side by side in one process and
 interleaved over ``--rounds`` rounds (median reported, robust to a noisy shared
-machine):
+machine; the small preset, whose step is ~30x dearer, over ``--small-rounds``
+of ``--small-steps``):
 
 * ``bare``: the jitted train step of ``train.make_train_step`` called on one
   batch that is already on the device, ``jax.device_get`` of its logs after
@@ -133,11 +135,24 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=cli.positive_int, default=300)
   parser.add_argument("--rounds", type=cli.positive_int, default=3)
   parser.add_argument(
+    "--small-steps",
+    type=cli.positive_int,
+    default=100,
+    help="steps per measurement of the small preset (a step is ~30x dearer)",
+  )
+  parser.add_argument(
+    "--small-rounds", type=cli.positive_int, default=1, help="its rounds"
+  )
+  parser.add_argument(
     "--out", default=None, help="also write the table to this markdown file"
   )
   args = parser.parse_args(argv)
-  if args.steps < 50:
-    parser.error(f"--steps {args.steps}: at least 50 (two validations)")
+  for flag, value in (
+    ("--steps", args.steps),
+    ("--small-steps", args.small_steps),
+  ):
+    if value < 50:
+      parser.error(f"{flag} {value}: at least 50 (two validations)")
   presets = args.presets.split(",")
   sources = args.data.split(",")
   for preset in presets:
@@ -148,8 +163,9 @@ def main(argv=None) -> int:
       parser.error(f"--data: {source!r} is not synthetic or files")
 
   lines = [
-    f"Machine: {cli.machine_description()}; {args.rounds} interleaved "
-    f"rounds of {args.steps} steps, median; loop = train_and_evaluate "
+    f"Machine: {cli.machine_description()}; interleaved rounds (median): "
+    f"tiny {args.rounds} x {args.steps} steps, small {args.small_rounds} x "
+    f"{args.small_steps}; loop = train_and_evaluate "
     f"(prefetch depth {configs.Config.prefetch}), bare = jitted step on a "
     "device batch.",
     "",
@@ -173,24 +189,29 @@ def main(argv=None) -> int:
           if source == "synthetic"
           else {"data": "wsj0-2mix", "data_root": str(tree)}
         )
+        steps, rounds = (
+          (args.small_steps, args.small_rounds)
+          if preset != "tiny"
+          else (args.steps, args.rounds)
+        )
         config = configs.get_config(
           preset,
-          steps=args.steps + 1,
+          steps=steps + 1,
           progress=False,
           checkpoint=False,
           num_wav_examples=0,
           num_test_examples=1,
           max_eval_examples=8,
-          eval_every=max(WARMUP_STEPS + 1, args.steps // 3),
+          eval_every=max(WARMUP_STEPS + 1, steps // 3),
           data_workers=workers,
           **extra,
         )
         bare, loop, val, val2 = [], [], [], []
-        for r in range(args.rounds):
-          bare.append(bare_seconds_per_step(config, args.steps))
+        for r in range(rounds):
+          bare.append(bare_seconds_per_step(config, steps))
           per_step, first, later = loop_seconds_per_step(
             config,
-            args.steps,
+            steps,
             os.path.join(tmp, f"{preset}_{source}_{workers}_{r}"),
           )
           loop.append(per_step)
