@@ -41,6 +41,7 @@ import concurrent.futures
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -256,6 +257,9 @@ def _send(stream: BinaryIO | None, data: bytes) -> None:
 
 def _serve() -> int:
   """Worker side of :class:`ProcessLoader`: answers steps until stdin closes."""
+  # Ctrl-C reaches the whole process group: the training process handles it
+  # and closes our input, which ends this loop (no second traceback here).
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   inp, out = sys.stdin.buffer, sys.stdout.buffer
   # Anything ``fn`` prints goes to stderr, not into the replies.
   sys.stdout = sys.stderr
