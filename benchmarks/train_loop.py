@@ -15,19 +15,20 @@ of ``--small-steps``):
   batch that is already on the device, ``jax.device_get`` of its logs after
   every step (as the loop does) -- the speed the loop should run at;
 * ``loop``: ``train.train_and_evaluate`` with the preset's settings (data
-  generation or wav reading in ``data_workers`` separate processes,
-  host-to-device transfer, logging, progress bar off), timed per step
+  generation or wav reading in a background thread, or in ``data_workers``
+  worker processes, host-to-device transfer, logging, progress bar off),
+  timed per step
   through its ``step_callback`` from step 20 (the first ones compile) to the
   last, less the two validation passes the run makes (``eval_every``), which
   are reported on their own.
 
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
-bookkeeping; the target is <= 1.10. The tiny preset is also measured with
-``data_workers=0`` (batches made in a thread of the training process), the
-setting before worker processes. It also prints what the first validation
-pass costs (it compiles the model for the utterance lengths it meets) and
-what a later one costs, in steps of the bare loop, to show that evaluation
-does not dominate.
+bookkeeping; the target is <= 1.10. The tiny preset is measured with one worker
+process (``data_workers=1``) and with the default background thread (``0``);
+the small preset with one worker process. It also prints what the first
+validation pass costs (it compiles the model for the utterance lengths it
+meets) and what a later one costs, in steps of the bare loop, to show that
+evaluation does not dominate.
 
 ``files`` data is a wsj0-2mix-style tree of synthetic utterances written to a
 temporary directory (4 s each), read back by the wav loader.

@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     "--data-workers",
     type=int,
     default=None,
-    help="processes that prepare training batches (1; 0: a thread of the "
-    "training process)",
+    help="processes that prepare training batches (0, the default: a "
+    "background thread of the training process)",
   )
   add("--workdir", required=True, help="output directory")
   add(

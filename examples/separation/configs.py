@@ -111,10 +111,12 @@ class Config:
   # threads (they are pure functions of the step: resume is unaffected).
   prefetch: int = 2
   # Processes that prepare the training batches (0: the background threads
-  # of the training process itself). Generating a synthetic batch holds the
-  # interpreter lock often enough to slow the loop by a third on the tiny
-  # preset when done in a thread (benchmarks/train_loop.py).
-  data_workers: int = 1
+  # of the training process itself). On the 2-core CPU the worker process
+  # was slower than the thread (tiny preset, synthetic data: loop / bare
+  # step 1.65x vs 1.50x, benchmarks/train_loop.py): the step uses both
+  # cores, so generation competes for CPU wherever it runs. A worker may
+  # pay off where the machine has cores to spare (unmeasured here).
+  data_workers: int = 0
   # Logging, evaluation and checkpoints.
   log_every: int = 10
   eval_every: int = 200

@@ -208,8 +208,8 @@ def sweep_configs(
           checkpoint_every=n,
           log_every=min(10, n),
           num_test_examples=num_test,
-          # In-process generation, so that the batch cache serves a seed's
-          # batches to all its p (workers are pinned to one core each).
+          # In-process generation (the default, stated because the batch
+          # cache depends on it: it serves a seed's batches to all its p).
           data_workers=0,
         )
         extra.update(overrides or {})
