@@ -67,6 +67,11 @@ SOURCES = {
     "results/sweep/paired.md",
     "python -m examples.separation.sweep --workdir results/sweep --workers 2",
   ),
+  "sweep_mi_b2_paired": (
+    "results/sweep_mi_b2/paired.md",
+    "python -m examples.separation.sweep --workdir results/sweep_mi_b2 "
+    "--losses mi --ps 10,100 --set adam_b2=0.9 --workers 2",
+  ),
   "sweep_tts": (
     "results/sweep_tts/table.md",
     "python -m examples.separation.sweep --data wsj0-2mix --data-root "

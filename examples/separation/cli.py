@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     help="processes that prepare training batches (0, the default: a "
     "background thread of the training process)",
   )
+  add(
+    "--init-from",
+    default=None,
+    metavar="MODEL_DIR",
+    help="fine-tune: start from the weights of an exported model or a "
+    "training workdir (same network) instead of a random initialisation",
+  )
   add("--workdir", required=True, help="output directory")
   add(
     "--resume",
@@ -195,6 +202,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "alpha": args.alpha,
     "beta0": args.beta0,
     "pairing": args.pairing,
+    "init_from": args.init_from,
   }
   overrides.update({k: v for k, v in optional.items() if v is not None})
   if args.num_test is not None:
@@ -290,6 +298,10 @@ def main(argv=None) -> int:
     if config.data != "synthetic" and not os.path.isdir(config.data_root):
       raise ValueError(
         f"--data-root {config.data_root!r} does not exist or is not a directory"
+      )
+    if config.init_from is not None and not os.path.isdir(config.init_from):
+      raise ValueError(
+        f"--init-from {config.init_from!r} does not exist or is not a directory"
       )
     check_workdir(args.workdir)
   except ValueError as e:

@@ -7,7 +7,8 @@ same model on the same data twice -- ``chain(autoclip(p), adam)`` and
 runs' test SI-SDR improvement. Each run writes its usual outputs
 (``metrics.jsonl``, ``results.json``, wav examples) under
 ``WORKDIR/LOSS/autoclip_p10`` and ``WORKDIR/LOSS/no_clipping``; a finished run
-is not trained again (delete its folder to retrain). The summary goes to
+is not trained again (delete its folder to retrain) and an interrupted one
+continues from its last checkpoint. The summary goes to
 ``WORKDIR/comparison.json`` and ``WORKDIR/comparison.md``.
 """
 
@@ -185,7 +186,9 @@ def main(argv=None) -> int:
           f"steps) in {run_dir}"
         )
         try:
-          results = train.train_and_evaluate(config, str(run_dir))
+          # An interrupted run continues from its last checkpoint (its
+          # train seconds then count this invocation only).
+          results = train.train_and_evaluate(config, str(run_dir), resume=True)
         except train.TrainingError as e:
           print(f"error: {e}", file=sys.stderr)
           return 1

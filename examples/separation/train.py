@@ -226,11 +226,51 @@ def batch_loss(
 def create_train_state(
   config: configs.Config, rng: jax.Array
 ) -> train_state.TrainState:
-  """The initial model (from ``rng``) and its ``nnx.Optimizer``."""
+  """The initial model and its ``nnx.Optimizer``.
+
+  The weights come from ``rng``, or from ``config.init_from`` (fine-tuning;
+  see :func:`initial_params`).
+  """
   # Jitted: one compile instead of op-by-op dispatch of the whole init.
   model = models.init_separator(lambda rngs: create_model(config, rngs), rng)
+  if config.init_from is not None:
+    models.load_params(model, initial_params(config))
   optimizer = nnx.Optimizer(model, make_optimizer(config), wrt=nnx.Param)
   return train_state.TrainState.create(model, optimizer)
+
+
+def initial_params(config: configs.Config) -> dict:
+  """The weights of ``config.init_from`` for a model configured by ``config``.
+
+  Raises:
+    TrainingError: ``init_from`` is not a model directory, or its network
+      differs from ``config``'s (layers, width, head, embeddings); the
+      message names the path and the differing fields.
+  """
+  from examples.separation import separator  # pylint: disable=import-outside-toplevel
+
+  try:
+    source = separator.load_separator(config.init_from, chunk_seconds=None)
+  except separator.ModelError as e:
+    raise TrainingError(f"init_from: {e}") from None
+  fields = ("loss", "num_layers", "hidden", "embedding_dim")
+  if config.loss in ("dc", "wkm", "chimera"):
+    fields += ("embedding_activation",)
+  expected = jax.tree.map(lambda s: s.shape, abstract_params(config))
+  found = jax.tree.map(lambda x: tuple(np.shape(x)), source.params)
+  differ = [
+    f for f in fields if getattr(source.config, f) != getattr(config, f)
+  ]
+  if found != expected or "embedding_activation" in differ:
+    detail = ", ".join(
+      f"{f}={getattr(source.config, f)!r} (run: {getattr(config, f)!r})"
+      for f in differ
+    )
+    raise TrainingError(
+      f"init_from {config.init_from}: its network does not fit this run's"
+      + (f" ({detail})" if detail else "")
+    )
+  return jax.tree.map(jnp.asarray, source.params)
 
 
 def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:

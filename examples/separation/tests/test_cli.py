@@ -41,6 +41,7 @@ def _run(args, tmp_path):
       ["--data", "wsj0-2mix", "--data-root", "/nonexistent/wsj"],
       "/nonexistent/wsj",
     ),
+    (["--init-from", "/nonexistent/model"], "/nonexistent/model"),
     (["--schedule", "warmup"], "--schedule"),
     (["--reweight", "focal"], "--reweight"),
   ],

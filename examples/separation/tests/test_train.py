@@ -159,6 +159,48 @@ def test_data_worker_process_and_thread_train_identically(tmp_path):
   assert runs[0]["test_si_sdri_db"] == runs[2]["test_si_sdri_db"]
 
 
+def test_init_from_starts_from_the_source_weights(tmp_path):
+  source = micro_config(steps=2, eval_every=2, checkpoint_every=2)
+  train.train_and_evaluate(source, str(tmp_path / "source"))
+  trained = train.initial_params(
+    dataclasses.replace(source, init_from=str(tmp_path / "source"))
+  )
+  # A fine-tune (another seed and loss with the same network) starts from
+  # exactly those weights, not from its own random initialisation.
+  tune = micro_config(
+    loss="snr", seed=5, steps=2, init_from=str(tmp_path / "source")
+  )
+  state = train.create_train_state(tune, jax.random.key(tune.seed))
+  start = jax.tree.map(np.asarray, train_state.checkpoint_tree(state)["params"])
+  for a, b in zip(
+    jax.tree.leaves(start), jax.tree.leaves(trained), strict=True
+  ):
+    np.testing.assert_array_equal(a, b)
+  fresh = train.create_train_state(
+    dataclasses.replace(tune, init_from=None), jax.random.key(tune.seed)
+  )
+  assert _params_changed(start, train_state.checkpoint_tree(fresh)["params"])
+  results = train.train_and_evaluate(tune, str(tmp_path / "tune"))
+  assert results["steps_done"] == 2 and np.isfinite(results["test_si_sdri_db"])
+
+
+@pytest.mark.parametrize(
+  "overrides, culprit",
+  [
+    (dict(hidden=8), "hidden=16 (run: 8)"),
+    (dict(loss="dc"), "loss='mi' (run: 'dc')"),
+    (dict(init_from="/nonexistent/model"), "/nonexistent/model"),
+  ],
+)
+def test_init_from_a_different_network_is_refused(tmp_path, overrides, culprit):
+  source = micro_config(steps=1, eval_every=1, checkpoint_every=1)
+  train.train_and_evaluate(source, str(tmp_path / "source"))
+  config = micro_config(**({"init_from": str(tmp_path / "source")} | overrides))
+  with pytest.raises(train.TrainingError, match="init_from") as info:
+    train.create_train_state(config, jax.random.key(0))
+  assert culprit in str(info.value)
+
+
 def test_eight_devices_equal_one_device():
   assert jax.device_count() == 8
   config = micro_config(batch_size=8)
