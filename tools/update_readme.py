@@ -72,6 +72,11 @@ SOURCES = {
     "python -m examples.separation.sweep --workdir results/sweep_mi_b2 "
     "--losses mi --ps 10,100 --set adam_b2=0.9 --workers 2",
   ),
+  "small_losses": (
+    "results/small_losses/comparison.md",
+    "python -m examples.separation.compare --preset small --losses LOSSES "
+    "--clips autoclip --workdir results/small_losses",
+  ),
   "sweep_tts": (
     "results/sweep_tts/table.md",
     "python -m examples.separation.sweep --data wsj0-2mix --data-root "
