@@ -41,9 +41,14 @@ SOURCES = {
     "python -m examples.separation.recipes --tts-root TTS_ROOT "
     "--workdir results/recipes",
   ),
+  "recipes_tts1500": (
+    "results/recipes_tts1500/table.md",
+    "python -m examples.separation.recipes --tts-root TTS1500_ROOT "
+    "--recipes ft_blend50_any_9k --workdir results/recipes_tts1500",
+  ),
   "pretrained": (
     "results/pretrained/summary.md",
-    "bash examples/separation/pretrained/train_default.sh TTS_ROOT",
+    "bash examples/separation/pretrained/train_default.sh TTS_ROOT CHECK_ROOT",
   ),
   "train_loop": (
     "benchmarks/results/train_loop_cpu.md",

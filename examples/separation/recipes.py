@@ -69,21 +69,33 @@ RECIPES: dict[str, tuple[str, dict]] = {
       "pairing": "any",
     },
   ),
-  # Fine-tuning the shipped model (``init_from``; "default" stands for
-  # examples/separation/pretrained/default) on harder pairs: the shipped
-  # model separates mixed-sex pairs by register but not same-sex ones.
+  # Fine-tuning the synthetic_12k model (``init_from``; "synthetic_12k"
+  # stands for its export, examples/separation/pretrained/synthetic_12k) on
+  # harder pairs: it separates mixed-sex pairs by register but not same-sex
+  # ones.
   "ft_any": (
-    "shipped model fine-tuned on synthetic any-two-speaker pairs",
-    {"init_from": "default", "pairing": "any"},
+    "synthetic_12k fine-tuned on synthetic any-two-speaker pairs",
+    {"init_from": "synthetic_12k", "pairing": "any"},
   ),
   "ft_blend50_any": (
-    "shipped model fine-tuned as blend50_any",
+    "synthetic_12k fine-tuned as blend50_any",
     {
-      "init_from": "default",
+      "init_from": "synthetic_12k",
       "data": "tts",
       "dynamic_mixing": True,
       "synthetic_fraction": 0.5,
       "pairing": "any",
+    },
+  ),
+  "ft_blend50_any_9k": (
+    "synthetic_12k fine-tuned as blend50_any, 9000 steps",
+    {
+      "init_from": "synthetic_12k",
+      "data": "tts",
+      "dynamic_mixing": True,
+      "synthetic_fraction": 0.5,
+      "pairing": "any",
+      "steps": 9000,
     },
   ),
 }
@@ -97,8 +109,10 @@ def recipe_config(name: str, tts_root: str, num_test: int) -> configs.Config:
   if overrides.get("data") == "tts":
     overrides.update(data="wsj0-2mix", data_root=tts_root)
   num_test = overrides.pop("num_test", num_test)
-  if overrides.get("init_from") == "default":
-    overrides["init_from"] = str(separator.DEFAULT_MODEL)
+  if overrides.get("init_from") is not None:
+    overrides["init_from"] = str(
+      separator.PRETRAINED_DIR / overrides["init_from"]
+    )
   config = configs.get_config(
     "tiny",
     loss="mi",

@@ -651,14 +651,24 @@ _TRAINING_KEYS = (
 )
 
 
+def _portable_path(path: str) -> str:
+  """``path`` relative to the repository root if inside it, else its name."""
+  resolved = pathlib.Path(path).resolve()
+  root = PRETRAINED_DIR.parents[2]
+  if resolved.is_relative_to(root):
+    return resolved.relative_to(root).as_posix()
+  return resolved.name
+
+
 def export_model(
   workdir: PathLike, out_dir: PathLike, *, note: str | None = None
 ) -> pathlib.Path:
   """Writes a compact model directory from a training workdir.
 
-  ``out_dir/config.json`` (format, the configuration without ``data_root``,
-  the training results, the inference method) and ``out_dir/params.msgpack``
-  (the latest checkpoint's weights). Each file is written to a temporary file
+  ``out_dir/config.json`` (format, the configuration without ``data_root``
+  and with ``init_from`` relative to the repository, the training results,
+  the inference method) and ``out_dir/params.msgpack`` (the latest
+  checkpoint's weights). Each file is written to a temporary file
   and renamed, the weights first.
 
   Args:
@@ -685,6 +695,8 @@ def export_model(
   separator = load_separator(workdir, chunk_seconds=None)
   fields = dataclasses.asdict(separator.config)
   fields["data_root"] = None  # A local path; meaningless elsewhere.
+  if fields.get("init_from"):  # Relative to the repository where inside it.
+    fields["init_from"] = _portable_path(fields["init_from"])
   training = {
     **separator.info,
     "source": pathlib.Path(workdir).resolve().name,

@@ -1,6 +1,7 @@
 """The recipes study: argument errors, pair kinds and the per-kind means."""
 
 import csv
+import pathlib
 
 import pytest
 
@@ -23,6 +24,8 @@ def test_every_recipe_is_a_valid_tiny_mi_config(tmp_path):
       assert config.data == "wsj0-2mix" and config.data_root == str(tmp_path)
     else:
       assert config.data == "synthetic"
+    if config.init_from is not None:  # a model shipped in the repository
+      assert (pathlib.Path(config.init_from) / "params.msgpack").is_file()
   assert (
     recipes.recipe_config("synthetic_12k", "x", 40).num_test_examples == 100
   )
