@@ -36,17 +36,13 @@ TEST_SETS = {
 }
 
 
-def _fmt(x, sign: bool = False) -> str:
-  if x is None:
-    return "-"
-  return f"{x:+.2f}" if sign else f"{x:.2f}"
+def _fmt(x: float | None) -> str:
+  return "-" if x is None else f"{x:.2f}"
 
 
 def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
   """The summary table of every evaluation found under ``results``."""
-  kinds = {
-    name: recipes.pair_kinds(root) for name, root in roots.items() if root
-  }
+  kinds = {name: recipes.pair_kinds(root) for name, root in roots.items()}
   lines = [
     "`bash examples/separation/pretrained/train_default.sh TTS_ROOT "
     "CHECK_ROOT` -- the shipped models evaluated with `python -m "
@@ -66,18 +62,18 @@ def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
       if not (path / "summary.json").is_file():
         continue
       s = json.loads((path / "summary.json").read_text())
-      by_kind = {"FM": None, "FF": None, "MM": None}
+      by_kind = dict.fromkeys(recipes.PAIR_KINDS)
       if build is not None:
         b = recipes.breakdown(path / "per_utterance.csv", kinds[build])
         by_kind = {k: b[k] for k in by_kind}
+      db = recipes.format_db
       lines.append(
         f"| {model_name} | {test_set} | {how} | {s['num_utterances']} | "
-        f"{_fmt(s.get('si_sdri_db'), True)} | "
-        + " | ".join(_fmt(by_kind[k], True) for k in ("FM", "FF", "MM"))
-        + f" | {_fmt(s.get('si_sdri_db_median'), True)} | "
-        f"{_fmt(s.get('si_sdri_db_p10'), True)} | "
-        f"{_fmt(s.get('sdri_db'), True)} | {_fmt(s.get('stoi'))} | "
-        f"{_fmt(s.get('pesq'))} |"
+        f"{db(s.get('si_sdri_db'))} | "
+        + " | ".join(db(by_kind[k]) for k in recipes.PAIR_KINDS)
+        + f" | {db(s.get('si_sdri_db_median'))} | "
+        f"{db(s.get('si_sdri_db_p10'))} | {db(s.get('sdri_db'))} | "
+        f"{_fmt(s.get('stoi'))} | {_fmt(s.get('pesq'))} |"
       )
   return "\n".join(lines) + "\n"
 

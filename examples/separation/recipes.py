@@ -31,6 +31,15 @@ from examples.separation import cli
 from examples.separation import configs
 from examples.separation import separator
 
+# Half dynamic mixtures of the tts2mix training voices, half synthetic
+# mixtures of any two synthetic talkers.
+_BLEND50_ANY = {
+  "data": "tts",
+  "dynamic_mixing": True,
+  "synthetic_fraction": 0.5,
+  "pairing": "any",
+}
+
 # name -> (description, Config overrides on the tiny preset). "tts" is
 # replaced by the --tts-root build.
 RECIPES: dict[str, tuple[str, dict]] = {
@@ -60,15 +69,7 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "tts2mix voices with dynamic mixing + 50 % synthetic",
     {"data": "tts", "dynamic_mixing": True, "synthetic_fraction": 0.5},
   ),
-  "blend50_any": (
-    "as blend50, synthetic any two speakers",
-    {
-      "data": "tts",
-      "dynamic_mixing": True,
-      "synthetic_fraction": 0.5,
-      "pairing": "any",
-    },
-  ),
+  "blend50_any": ("as blend50, synthetic any two speakers", _BLEND50_ANY),
   # Fine-tuning the synthetic_12k model (``init_from``; "synthetic_12k"
   # stands for its export, examples/separation/pretrained/synthetic_12k) on
   # harder pairs: it separates mixed-sex pairs by register but not same-sex
@@ -79,24 +80,11 @@ RECIPES: dict[str, tuple[str, dict]] = {
   ),
   "ft_blend50_any": (
     "synthetic_12k fine-tuned as blend50_any",
-    {
-      "init_from": "synthetic_12k",
-      "data": "tts",
-      "dynamic_mixing": True,
-      "synthetic_fraction": 0.5,
-      "pairing": "any",
-    },
+    {"init_from": "synthetic_12k", **_BLEND50_ANY},
   ),
   "ft_blend50_any_9k": (
     "synthetic_12k fine-tuned as blend50_any, 9000 steps",
-    {
-      "init_from": "synthetic_12k",
-      "data": "tts",
-      "dynamic_mixing": True,
-      "synthetic_fraction": 0.5,
-      "pairing": "any",
-      "steps": 9000,
-    },
+    {"init_from": "synthetic_12k", **_BLEND50_ANY, "steps": 9000},
   ),
 }
 
@@ -166,6 +154,11 @@ def last_validation(metrics_path: pathlib.Path) -> float | None:
   return value
 
 
+def format_db(x: float | None) -> str:
+  """A dB value for a table, signed, two decimals; ``-`` for ``None``."""
+  return "-" if x is None else f"{x:+.2f}"
+
+
 def markdown(rows: list[dict], command: str, tts_root: str) -> str:
   counts = rows[0]["tts_tt"] if rows else {}
   lines = [
@@ -181,17 +174,14 @@ def markdown(rows: list[dict], command: str, tts_root: str) -> str:
     "|---|---|---|---|---|---|---|---|---|---|",
   ]
 
-  def fmt(x):
-    return "-" if x is None else f"{x:+.2f}"
-
   for r in rows:
     t = r["tts_tt"]
     lines.append(
       f"| {r['name']} | {r['description']} | {r['steps_done']} | "
-      f"{r['train_seconds_this_run']:.0f} | {fmt(r['val_si_sdri_db'])} | "
-      f"{fmt(r['test_si_sdri_db'])} "
-      f"({r['own_test']}) | {fmt(t['all'])} | {fmt(t['FM'])} | "
-      f"{fmt(t['FF'])} | {fmt(t['MM'])} |"
+      f"{r['train_seconds_this_run']:.0f} | {format_db(r['val_si_sdri_db'])} | "
+      f"{format_db(r['test_si_sdri_db'])} "
+      f"({r['own_test']}) | {format_db(t['all'])} | {format_db(t['FM'])} | "
+      f"{format_db(t['FF'])} | {format_db(t['MM'])} |"
     )
   return "\n".join(lines) + "\n"
 
