@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     "(random pairs and levels) instead of the stored mixtures",
   )
   add(
+    "--speed-perturbation",
+    type=float,
+    default=None,
+    help="with --dynamic-mixing: play each source at a random speed in "
+    "1 +- this, e.g. 0.1 (pitch and formants move with it; 0)",
+  )
+  add(
     "--synthetic-fraction",
     type=float,
     default=None,
@@ -187,6 +194,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "eval_every": args.eval_every,
     "data_workers": args.data_workers,
     "synthetic_fraction": args.synthetic_fraction,
+    "speed_perturbation": args.speed_perturbation,
     "steps_per_epoch": args.steps_per_epoch,
     "factor": args.factor,
     "patience": args.patience,

@@ -137,6 +137,7 @@ from typing import Protocol
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 import soundfile as sf
 
 SAMPLE_RATE = 8000
@@ -643,13 +644,13 @@ def _speech(
     _lorentzian(freqs, fric_centre[..., None], 1500.0),
     0.5 * np.sqrt(tilt)[:, None],
   ).astype(np.float32)  # [M, K, F]
-  fric_shape = np.take_along_axis(fric_shape, k[..., None], 1)
+  fric_shape = fric_shape[np.arange(m)[:, None], k]  # [M, T, F]
   voiced = voiced_amp[..., None].astype(np.float32) * envelope
-  unvoiced = (
-    spk.breath[:, None, None].astype(np.float32) * voiced
-    + fric_amp[..., None].astype(np.float32) * fric_shape
-  )
-  return _syn_istft(harmonic_spec * voiced + noise_spec * unvoiced, length)
+  unvoiced = spk.breath[:, None, None].astype(np.float32) * voiced
+  unvoiced += fric_amp[..., None].astype(np.float32) * fric_shape
+  spec = harmonic_spec * voiced
+  spec += noise_spec * unvoiced
+  return _syn_istft(spec, length)
 
 
 def _environmental(rng: np.random.Generator, m: int, length: int) -> np.ndarray:
@@ -1021,6 +1022,12 @@ def _read(
   return audio
 
 
+# Dynamic mixing's speed perturbation: speeds are multiples of 1 / 100, at
+# most 1 +- MAX_SPEED_PERTURBATION.
+_SPEED_BASE = 100
+MAX_SPEED_PERTURBATION = 0.3
+
+
 class FileMixtures(_Base):
   """Mixtures listed as ``Utterance`` records (wsj0-2mix, Libri2Mix)."""
 
@@ -1034,10 +1041,19 @@ class FileMixtures(_Base):
     chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
     sample_rate: int = SAMPLE_RATE,
     dynamic_mixing: bool = False,
+    speed_perturbation: float = 0.0,
   ):
+    if not 0.0 <= speed_perturbation <= MAX_SPEED_PERTURBATION:
+      raise ValueError(
+        f"speed_perturbation={speed_perturbation!r} must be in "
+        f"[0, {MAX_SPEED_PERTURBATION}]"
+      )
+    if speed_perturbation and not dynamic_mixing:
+      raise ValueError("speed_perturbation needs dynamic_mixing")
     self.name = name
     self.split = canonical_split(split)
     self.dynamic_mixing = bool(dynamic_mixing)
+    self.speed_perturbation = float(speed_perturbation)
     self.utterances = list(utterances)
     self.seed = int(seed)
     self.chunk_samples = int(chunk_samples)
@@ -1082,6 +1098,33 @@ class FileMixtures(_Base):
     out[: len(audio)] = audio
     return out
 
+  def _read_resampled_chunk(
+    self, path: str, num_samples: int, speed: int, rng: np.random.Generator
+  ) -> np.ndarray:
+    """As ``_read_chunk``, played ``speed / 100`` times as fast.
+
+    Reads ``speed / 100`` times as many samples (plus a margin on each side
+    for the filter's edges) and resamples them by ``100 / speed`` with a
+    polyphase filter: pitch and formants move together by the factor (a
+    higher or lower voice), and so does the tempo.
+    """
+    length = self.chunk_samples
+    margin = 64
+    need = -(-length * speed // _SPEED_BASE) + 2 * margin
+    start = int(
+      rng.integers(-margin, max(num_samples - need + margin, -margin) + 1)
+    )
+    raw = np.zeros(need, np.float32)
+    lo, hi = max(start, 0), min(start + need, num_samples)
+    if hi > lo:
+      raw[lo - start : hi - start] = _read(path, lo, hi)
+    out = scipy.signal.resample_poly(raw, _SPEED_BASE, speed).astype(np.float32)
+    skip = margin * _SPEED_BASE // speed
+    chunk = np.zeros(length, np.float32)
+    part = out[skip : skip + length]
+    chunk[: len(part)] = part
+    return chunk
+
   def _remixed_chunks(
     self, indices: np.ndarray, rng: np.random.Generator
   ) -> Batch:
@@ -1093,6 +1136,11 @@ class FileMixtures(_Base):
     to source 1 drawn uniformly in [-5, 5] dB (the wsj0-2mix range), and the
     mixture is their sum. Nothing checks that the two talkers differ (the
     layout does not name them): with many talkers they rarely coincide.
+
+    With ``speed_perturbation = a > 0`` each source is also played at its
+    own speed, drawn uniformly from ``1 - a`` to ``1 + a`` in steps of 1 %
+    (``_read_resampled_chunk``): new, higher or lower voices from the same
+    talkers.
     """
     n = self.num_examples
     length = self.chunk_samples
@@ -1103,9 +1151,16 @@ class FileMixtures(_Base):
       picks = rng.integers(0, NUM_SOURCES, size=2)
       for j, (u, k) in enumerate(((int(idx), picks[0]), (other, picks[1]))):
         utt = self.utterances[u]
-        sources[i, j] = self._read_chunk(
-          utt.source_paths[k], utt.num_samples, rng
-        )
+        if self.speed_perturbation:
+          step = round(self.speed_perturbation * _SPEED_BASE)
+          speed = _SPEED_BASE + int(rng.integers(-step, step + 1))
+          sources[i, j] = self._read_resampled_chunk(
+            utt.source_paths[k], utt.num_samples, speed, rng
+          )
+        else:
+          sources[i, j] = self._read_chunk(
+            utt.source_paths[k], utt.num_samples, rng
+          )
       level_db = rng.uniform(-5.0, 5.0)
       power = np.mean(sources[i] ** 2, axis=-1)
       if power[0] > 0 and power[1] > 0:
@@ -1401,6 +1456,7 @@ def make_dataset(
   train_subset: str = "train-100",
   mix_type: str = "clean",
   dynamic_mixing: bool = False,
+  speed_perturbation: float = 0.0,
 ) -> SyntheticMixtures | FileMixtures:
   """Builds a dataset; real datasets are fully validated here.
 
@@ -1423,6 +1479,9 @@ def make_dataset(
       levels instead of reading the stored mixtures (see
       ``FileMixtures._remixed_chunks``); evaluation (``examples``) is
       unaffected.
+    speed_perturbation: with ``dynamic_mixing``: each remixed source is
+      played at a random speed in ``1 +- speed_perturbation`` (pitch,
+      formants and tempo together; at most ``MAX_SPEED_PERTURBATION``).
 
   Returns:
     A ``SeparationDataset``.
@@ -1459,4 +1518,5 @@ def make_dataset(
     chunk_samples=chunk_samples,
     sample_rate=sample_rate,
     dynamic_mixing=dynamic_mixing,
+    speed_perturbation=speed_perturbation,
   )

@@ -86,6 +86,21 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "synthetic_12k fine-tuned as blend50_any, 9000 steps",
     {"init_from": "synthetic_12k", **_BLEND50_ANY, "steps": 9000},
   ),
+  # Speed perturbation of the remixed TTS sources (1 +- 0.15): new, higher
+  # and lower voices from the same talkers.
+  "tts_dm_sp15": (
+    "as tts_dm, each source at a random speed in 0.85-1.15",
+    {"data": "tts", "dynamic_mixing": True, "speed_perturbation": 0.15},
+  ),
+  "ft_blend50_any_9k_sp15": (
+    "as ft_blend50_any_9k, TTS sources at a random speed in 0.85-1.15",
+    {
+      "init_from": "synthetic_12k",
+      **_BLEND50_ANY,
+      "steps": 9000,
+      "speed_perturbation": 0.15,
+    },
+  ),
 }
 
 PAIR_KINDS = ("FM", "FF", "MM")

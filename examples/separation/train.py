@@ -45,6 +45,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import autoclip_optax
+from examples.separation import cli
 from examples.separation import configs
 from examples.separation import data as data_lib
 from examples.separation import evaluation
@@ -143,6 +144,11 @@ def make_dataset(config: configs.Config, split: str):
     num_examples=num if config.data == "synthetic" or num else None,
     synthetic=synthetic,
     dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
+    speed_perturbation=(
+      config.speed_perturbation
+      if split == "train" and config.data != "synthetic"
+      else 0.0
+    ),
   )
   if (
     split == "train"
@@ -466,8 +472,9 @@ def train_and_evaluate(
     workdir: output directory (created).
     resume: continue from the latest checkpoint in ``workdir`` if any.
     num_devices: use the first ``num_devices`` devices (default: all).
-    step_callback: optional ``fn(step, state, logs)`` called after each step
-      (``state``: the :class:`train_state.TrainState`).
+    step_callback: optional ``fn(step, logs)`` called with each step's logs
+      (host arrays) once the loop has read them: in step order, but up to one
+      step late (see the loop).
   """
   configs.validate(config)
   workdir_path = pathlib.Path(workdir)
@@ -540,20 +547,29 @@ def train_and_evaluate(
         workers=max(1, config.data_workers),
       )
     )
-    for step, batch in batches:
-      state, logs = step_fn(state, batch)
+
+    def needs_state(done: int) -> bool:
+      # Validation, checkpoints and the end of the run read the state.
+      return (
+        done % config.eval_every == 0
+        or done == config.steps
+        or (config.checkpoint and done % config.checkpoint_every == 0)
+      )
+
+    def after_step(done: int, logs: dict) -> bool:
+      """Logs, validates and checkpoints step ``done``; True to stop."""
+      nonlocal val_summary
       logs = jax.device_get(logs)
       loss = float(logs["loss"])
       if not np.isfinite(loss):
         raise TrainingError(
-          f"non-finite loss {loss} at step {step + 1} (loss={config.loss}, "
+          f"non-finite loss {loss} at step {done} (loss={config.loss}, "
           f"clip={config.clip}); stopping instead of training through it"
         )
-      done = step + 1
       stop = bool(np.asarray(logs.get("stop", False)))
       last = done == config.steps or stop  # Log and validate the last step.
       if step_callback is not None:
-        step_callback(done, state, logs)
+        step_callback(done, logs)
       record = None
       if done % config.log_every == 0 or last:
         record = {"step": done, **{k: _json_value(v) for k, v in logs.items()}}
@@ -582,9 +598,27 @@ def train_and_evaluate(
         if config.clip == "autoclip":
           postfix["clip"] = f"{float(logs['clip_fraction']):.2f}"
         bar.set_postfix(postfix, refresh=False)
-      if stop:
-        if bar is not None:
-          bar.write(f"schedule signalled stop at step {done}")
+      if stop and bar is not None:
+        bar.write(f"schedule signalled stop at step {done}")
+      return stop
+
+    # A step's logs are read after the next step has been dispatched, so
+    # that the device does not idle while this thread waits for them, writes
+    # metrics and takes the next batch (and for the interpreter lock, which
+    # the data thread holds often). Steps whose state is read (validation,
+    # checkpoint, the last step) are finished at once, and so is every step
+    # of a schedule that can stop training: the next step must not run.
+    lag = config.schedule == "constant"
+    pending: tuple[int, dict] | None = None
+    for step, batch in batches:
+      state, logs = step_fn(state, batch)
+      done = step + 1
+      if pending is not None:
+        after_step(*pending)
+        pending = None
+      if lag and not needs_state(done):
+        pending = (done, logs)
+      elif after_step(done, logs):
         break
   manager.wait_until_finished()
   manager.close()
@@ -609,6 +643,8 @@ def train_and_evaluate(
     "steps_done": int(state.step),
     "train_seconds_this_run": train_seconds,
     "devices": mesh.size,
+    # Where train_seconds_this_run was measured.
+    "machine": cli.machine_description(),
     "final_threshold": _json_value(optax.tree.get(state.opt_state, "threshold"))
     if config.clip == "autoclip"
     else None,

@@ -44,6 +44,11 @@ def _run(args, tmp_path):
     (["--init-from", "/nonexistent/model"], "/nonexistent/model"),
     (["--schedule", "warmup"], "--schedule"),
     (["--reweight", "focal"], "--reweight"),
+    (["--speed-perturbation", "0.1"], "--speed-perturbation"),
+    (
+      ["--speed-perturbation", "0.4", "--dynamic-mixing", "--data-root", "."],
+      "--speed-perturbation",
+    ),
   ],
 )
 def test_bad_arguments_exit_fast_with_one_line(args, culprit, tmp_path):

@@ -519,6 +519,72 @@ def test_dynamic_mixing_remixes_sources_of_two_utterances(tmp_path):
   assert not plain.dynamic_mixing
 
 
+def _sine_tree(root, freqs, length=8000, sr=8000):
+  """A wsj0-2mix ``tt`` split whose sources are pure tones ``freqs``."""
+  t = np.arange(length) / sr
+  for i, (f1, f2) in enumerate(freqs):
+    s1 = 0.3 * np.sin(2 * np.pi * f1 * t)
+    s2 = 0.3 * np.sin(2 * np.pi * f2 * t)
+    for folder, audio in (("mix", s1 + s2), ("s1", s1), ("s2", s2)):
+      path = root / "wav8k" / "min" / "tt" / folder / f"u{i}.wav"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      sf.write(str(path), audio.astype(np.float32), sr, subtype="FLOAT")
+
+
+def test_speed_perturbation_moves_pitch_by_the_drawn_speed(tmp_path):
+  # Every source is a 500 Hz tone: a source played at speed v peaks at 500 v.
+  _sine_tree(tmp_path, [(500.0, 500.0)] * 3)
+  chunk = 4096
+  ds = data.make_dataset(
+    "wsj0-2mix",
+    tmp_path,
+    "test",
+    seed=4,
+    chunk_samples=chunk,
+    dynamic_mixing=True,
+    speed_perturbation=0.2,
+  )
+  peaks = []
+  for step in range(6):
+    batch = ds.batch_at(step, 3)
+    assert batch["sources"].shape == (3, 2, chunk)
+    assert batch["sources"].dtype == np.float32
+    assert np.all(np.isfinite(batch["sources"]))
+    np.testing.assert_allclose(
+      batch["mix"], batch["sources"].sum(axis=1), rtol=0, atol=1e-6
+    )
+    for source in batch["sources"].reshape(-1, chunk):
+      # The full chunk is filled (the files are long enough), at an even
+      # level: no zero-padding, no filter ramp at the edges.
+      frames = source.reshape(16, -1)
+      rms = np.sqrt(np.mean(frames**2, axis=-1))
+      assert rms.min() > 0.5 * rms.max(), rms
+      spectrum = np.abs(np.fft.rfft(source * np.hanning(chunk)))
+      peaks.append(np.argmax(spectrum) * 8000 / chunk)
+  speeds = np.array(peaks) / 500.0
+  # 1 % steps within 1 +- 0.2 (up to the FFT's bin width), and not all equal.
+  assert np.all(speeds > 0.8 - 0.01) and np.all(speeds < 1.2 + 0.01), speeds
+  assert speeds.std() > 0.05, speeds
+  # A pure function of the step (resume-safe).
+  np.testing.assert_array_equal(
+    ds.batch_at(3, 3)["sources"], ds.batch_at(3, 3)["sources"]
+  )
+
+
+def test_speed_perturbation_errors(tmp_path):
+  _wsj_tree(tmp_path)
+  with pytest.raises(ValueError, match="speed_perturbation needs dynamic"):
+    data.make_dataset("wsj0-2mix", tmp_path, "test", speed_perturbation=0.1)
+  with pytest.raises(ValueError, match=r"speed_perturbation=0\.5"):
+    data.make_dataset(
+      "wsj0-2mix",
+      tmp_path,
+      "test",
+      dynamic_mixing=True,
+      speed_perturbation=0.5,
+    )
+
+
 def test_blended_training_takes_a_fraction_from_the_second_dataset(tmp_path):
   _wsj_tree(tmp_path)
   kwargs = dict(seed=2, chunk_samples=SMALL_CHUNK)

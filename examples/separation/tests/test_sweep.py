@@ -281,6 +281,10 @@ def test_runs_are_paired_and_the_reference_comes_first():
     assert dataclasses.replace(c, p=100.0) == by_key[c.loss, 100.0, c.seed]
   assert sweep.loss_steps("tiny", "wkm") == sweep.SWEEP_STEPS["wkm"]
   assert sweep.loss_steps("tiny", "mi", 7) == 7
+  # The sweep's L_WKM runs keep the batch they were trained with, whatever
+  # the preset's (results/sweep must stay one configuration).
+  assert {c.batch_size for c in runs if c.loss in ("dc", "wkm")} == {8}
+  assert sweep.loss_steps("tiny", "dc") == 1300
 
 
 @pytest.mark.slow
