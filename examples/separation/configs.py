@@ -8,8 +8,9 @@ Presets:
 
 * ``tiny``: 2 x 64 BLSTM, batch 8, 100-frame chunks, Adam 2e-3 with a
   100-step linear warm-up and a cosine decay to 2e-4, 3000 steps (2500 for
-  L_SNR, 1000 for chimera, and 3600 steps on batches of 4 for L_DC /
-  L_WKM, whose embedding head costs ~3x a mask head per example; DC/WKM
+  L_SNR, 1000 for chimera, and on batches of 4, 3600 steps for L_DC and
+  4500 for L_WKM, whose embedding head costs ~3x a mask head per example;
+  DC/WKM
   also use tanh embeddings, Adam b2 = 0.9 and 3e-3, see
   :data:`LOSS_PRESETS`).
   Each loss trains in under three minutes on a 2-core CPU; the README's
@@ -121,9 +122,10 @@ class Config:
   # Processes that prepare the training batches (0: the background threads
   # of the training process itself). On the 2-core CPU the worker process
   # was slower than the thread (tiny preset, synthetic data: loop / bare
-  # step 1.65x vs 1.50x, benchmarks/train_loop.py): the step uses both
-  # cores, so generation competes for CPU wherever it runs. A worker may
-  # pay off where the machine has cores to spare (unmeasured here).
+  # step 1.42x vs 1.36x on an AMD EPYC VM, 1.65x vs 1.50x on an Intel Xeon
+  # one; benchmarks/train_loop.py): the step uses both cores, so generation
+  # competes for CPU wherever it runs. A worker may pay off where the
+  # machine has cores to spare (unmeasured here).
   data_workers: int = 0
   # Logging, evaluation and checkpoints.
   log_every: int = 10
@@ -204,7 +206,9 @@ LOSS_PRESETS: dict[str, dict[str, dict]] = {
   #   L_DC: +6.85 / +6.95 against +5.21 / +5.52 (seeds 0 / 1).
   # Batches of 2 gave L_WKM +4.81 (5200 steps, seed 0) and +4.48 (6000
   # steps, seed 1). (Chimera, 4 x 2000: +5.53 against +5.21 with 8 x
-  # 1000, seed 0: not changed.)
+  # 1000, seed 0: not changed.) On both cores of this CPU a 4 x 3600 L_WKM
+  # run took 130 s (+4.62 dB, seed 0), so L_WKM gets the rest of the three
+  # minutes: 4500 steps, 166 s, +5.49 dB (seed 0).
   "tiny": {
     "dc": dict(
       steps=3600,
@@ -214,7 +218,7 @@ LOSS_PRESETS: dict[str, dict[str, dict]] = {
       embedding_activation="tanh",
     ),
     "wkm": dict(
-      steps=3600,
+      steps=4500,
       batch_size=4,
       learning_rate=3e-3,
       adam_b2=0.9,

@@ -119,10 +119,10 @@ CSV_FIELDS = (
 # past its plateau, so it gets 3000. 5 seeds, 200 test utterances per run:
 # 175 runs, about 14 minutes per (seed, p) for the five losses in one 2-core
 # process; with two one-core workers, about 5 hours in all.
-# The tiny preset's L_DC and L_WKM now train on batches of 4 (3600 steps);
-# the sweep keeps the batches of 8 and the step budgets its runs were
-# trained with, so that its results (results/sweep*, in README) stay those
-# of one configuration.
+# The tiny preset's L_DC and L_WKM now train on batches of 4 (3600 and
+# 4500 steps); the sweep keeps the batches of 8 and the step budgets its
+# runs were trained with, so that its results (results/sweep*, in README)
+# stay those of one configuration.
 SWEEP_PRESET = "tiny"
 SWEEP_STEPS = {"wkm": 3000, "dc": 1300}
 SWEEP_LOSS_OVERRIDES = {"wkm": {"batch_size": 8}, "dc": {"batch_size": 8}}
