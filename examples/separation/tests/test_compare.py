@@ -22,6 +22,9 @@ def test_compare_trains_both_runs_and_reuses_them(
         **kw,
         "num_layers": 1,
         "hidden": 8,
+        # A multiple of the 8 simulated devices (the tiny L_DC preset's
+        # batch is 4).
+        "batch_size": 8,
         "num_test_examples": 3,
         "num_val_examples": 2,
         "num_wav_examples": 1,
