@@ -137,6 +137,13 @@ def main(argv=None) -> int:
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=None)
+  parser.add_argument(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="every run's batch size (default: the preset's for each loss; it "
+    "must be a multiple of the number of devices)",
+  )
   parser.add_argument("--workdir", default="runs/compare")
   args = parser.parse_args(argv)
   try:
@@ -158,6 +165,11 @@ def main(argv=None) -> int:
           "data": args.data,
           "data_root": args.data_root,
           "dynamic_mixing": args.dynamic_mixing,
+          **(
+            {"batch_size": args.batch_size}
+            if args.batch_size is not None
+            else {}
+          ),
         },
       )
       for loss in losses

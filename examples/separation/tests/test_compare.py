@@ -22,9 +22,6 @@ def test_compare_trains_both_runs_and_reuses_them(
         **kw,
         "num_layers": 1,
         "hidden": 8,
-        # A multiple of the 8 simulated devices (the tiny L_DC preset's
-        # batch is 4).
-        "batch_size": 8,
         "num_test_examples": 3,
         "num_val_examples": 2,
         "num_wav_examples": 1,
@@ -33,7 +30,18 @@ def test_compare_trains_both_runs_and_reuses_them(
     ),
   )
   workdir = tmp_path / "compare"
-  args = ["--steps", "3", "--losses", "mi,dc", "--workdir", str(workdir)]
+  # --batch-size: a multiple of the 8 simulated devices (the tiny L_DC
+  # preset's batch is 4).
+  args = [
+    "--steps",
+    "3",
+    "--losses",
+    "mi,dc",
+    "--batch-size",
+    "8",
+    "--workdir",
+    str(workdir),
+  ]
   assert compare.main(args) == 0
   out = capsys.readouterr().out
   summary = json.loads((workdir / "comparison.json").read_text())
@@ -66,6 +74,7 @@ def test_compare_trains_both_runs_and_reuses_them(
     (["--clips", "fixed"], "--clips"),
     (["--p", "120"], "--p"),
     (["--steps", "0"], "--steps"),
+    (["--batch-size", "0"], "--batch-size"),
   ],
 )
 def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):
