@@ -10,8 +10,7 @@ Presets:
   100-step linear warm-up and a cosine decay to 2e-4, 3000 steps (2500 for
   L_SNR, 1000 for chimera, and on batches of 4, 3600 steps for L_DC and
   4500 for L_WKM, whose embedding head costs ~3x a mask head per example;
-  DC/WKM
-  also use tanh embeddings, Adam b2 = 0.9 and 3e-3, see
+  DC/WKM also use tanh embeddings, Adam b2 = 0.9 and 3e-3, see
   :data:`LOSS_PRESETS`).
   Each loss trains in under three minutes on a 2-core CPU; the README's
   main job uses it. What the changes from the earlier preset (Adam 1e-3
@@ -44,6 +43,8 @@ REWEIGHTS = ("none", "robust", "curriculum", "class")
 PAIRINGS = ("cross_register", "any")
 LR_DECAYS = ("none", "cosine")
 EMBEDDING_ACTIVATIONS = ("sigmoid", "tanh")
+# Dynamic mixing's speed perturbation plays sources at most 1 +- this fast.
+MAX_SPEED_PERTURBATION = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,8 +350,9 @@ def validate(config: Config) -> None:
     f"synthetic_fraction={c.synthetic_fraction!r} must be in [0, 1)",
   )
   _check(
-    0.0 <= c.speed_perturbation <= 0.3,
-    f"speed_perturbation={c.speed_perturbation!r} must be in [0, 0.3]",
+    0.0 <= c.speed_perturbation <= MAX_SPEED_PERTURBATION,
+    f"speed_perturbation={c.speed_perturbation!r} must be in "
+    f"[0, {MAX_SPEED_PERTURBATION}]",
   )
   if c.speed_perturbation:
     _check(

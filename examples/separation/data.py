@@ -140,6 +140,8 @@ import scipy.fft
 import scipy.signal
 import soundfile as sf
 
+from examples.separation import configs
+
 SAMPLE_RATE = 8000
 NUM_SOURCES = 2
 WINDOW_LENGTH = 256  # 32 ms, as signal.py.
@@ -1023,9 +1025,8 @@ def _read(
 
 
 # Dynamic mixing's speed perturbation: speeds are multiples of 1 / 100, at
-# most 1 +- MAX_SPEED_PERTURBATION.
+# most 1 +- configs.MAX_SPEED_PERTURBATION.
 _SPEED_BASE = 100
-MAX_SPEED_PERTURBATION = 0.3
 
 
 class FileMixtures(_Base):
@@ -1043,10 +1044,10 @@ class FileMixtures(_Base):
     dynamic_mixing: bool = False,
     speed_perturbation: float = 0.0,
   ):
-    if not 0.0 <= speed_perturbation <= MAX_SPEED_PERTURBATION:
+    limit = configs.MAX_SPEED_PERTURBATION
+    if not 0.0 <= speed_perturbation <= limit:
       raise ValueError(
-        f"speed_perturbation={speed_perturbation!r} must be in "
-        f"[0, {MAX_SPEED_PERTURBATION}]"
+        f"speed_perturbation={speed_perturbation!r} must be in [0, {limit}]"
       )
     if speed_perturbation and not dynamic_mixing:
       raise ValueError("speed_perturbation needs dynamic_mixing")
@@ -1144,6 +1145,8 @@ class FileMixtures(_Base):
     """
     n = self.num_examples
     length = self.chunk_samples
+    # Largest speed change, in 1 / _SPEED_BASE steps (0: no perturbation).
+    max_change = round(self.speed_perturbation * _SPEED_BASE)
     sources = np.zeros((len(indices), NUM_SOURCES, length), np.float32)
     for i, idx in enumerate(indices):
       other = int(rng.integers(0, n - 1)) if n > 1 else 0
@@ -1151,9 +1154,8 @@ class FileMixtures(_Base):
       picks = rng.integers(0, NUM_SOURCES, size=2)
       for j, (u, k) in enumerate(((int(idx), picks[0]), (other, picks[1]))):
         utt = self.utterances[u]
-        if self.speed_perturbation:
-          step = round(self.speed_perturbation * _SPEED_BASE)
-          speed = _SPEED_BASE + int(rng.integers(-step, step + 1))
+        if max_change:
+          speed = _SPEED_BASE + int(rng.integers(-max_change, max_change + 1))
           sources[i, j] = self._read_resampled_chunk(
             utt.source_paths[k], utt.num_samples, speed, rng
           )
@@ -1481,7 +1483,8 @@ def make_dataset(
       unaffected.
     speed_perturbation: with ``dynamic_mixing``: each remixed source is
       played at a random speed in ``1 +- speed_perturbation`` (pitch,
-      formants and tempo together; at most ``MAX_SPEED_PERTURBATION``).
+      formants and tempo together; at most
+      ``configs.MAX_SPEED_PERTURBATION``).
 
   Returns:
     A ``SeparationDataset``.

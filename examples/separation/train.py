@@ -144,11 +144,7 @@ def make_dataset(config: configs.Config, split: str):
     num_examples=num if config.data == "synthetic" or num else None,
     synthetic=synthetic,
     dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
-    speed_perturbation=(
-      config.speed_perturbation
-      if split == "train" and config.data != "synthetic"
-      else 0.0
-    ),
+    speed_perturbation=config.speed_perturbation,
   )
   if (
     split == "train"
