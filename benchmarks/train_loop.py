@@ -25,8 +25,10 @@ of ``--small-steps``):
 
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
 bookkeeping; the target is <= 1.10. The tiny preset is measured with one worker
-process (``data_workers=1``) and with the default background thread (``0``);
-the small preset with one worker process. It also prints what the first
+process (``data_workers=1``) and with the default background thread (``0``),
+and on synthetic data also with the other synthetic renderer (``numpy``
+against the preset's ``xla``, in the background thread); the small preset
+with one worker process. It also prints what the first
 validation pass costs (it compiles the model for the utterance lengths it
 meets) and what a later one costs, in steps of the bare loop, to show that
 evaluation does not dominate.
@@ -177,9 +179,10 @@ def main(argv=None) -> int:
     f"(prefetch depth {configs.Config.prefetch}), bare = jitted step on a "
     "device batch.",
     "",
-    "| preset | data | data workers | bare ms/step | loop ms/step | "
-    "loop / bare | first validation (in bare steps) | later validation |",
-    "|---|---|---|---|---|---|---|---|",
+    "| preset | data | synthetic renderer | data workers | bare ms/step | "
+    "loop ms/step | loop / bare | first validation (in bare steps) | "
+    "later validation |",
+    "|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
   with tempfile.TemporaryDirectory() as tmp:
@@ -187,13 +190,18 @@ def main(argv=None) -> int:
     if "files" in sources:
       write_file_tree(tree)
     for preset in presets:
-      for source, workers in [
-        (source, w)
-        for source in sources
-        for w in ((1, 0) if preset == "tiny" else (1,))
-      ]:
+      default = configs.get_config(preset).synthetic_renderer
+      rows = []
+      for source in sources:
+        for workers in (1, 0) if preset == "tiny" else (1,):
+          rows.append((source, workers, default))
+        if preset == "tiny" and source == "synthetic":
+          # The same loop with the other renderer, for the A/B.
+          other = "numpy" if default == "xla" else "xla"
+          rows.append((source, 0, other))
+      for source, workers, renderer in rows:
         extra = (
-          {}
+          {"synthetic_renderer": renderer}
           if source == "synthetic"
           else {"data": "wsj0-2mix", "data_root": str(tree)}
         )
@@ -226,8 +234,9 @@ def main(argv=None) -> int:
           val.append(first)
           val2.append(later)
         b, l, v, v2 = (statistics.median(x) for x in (bare, loop, val, val2))
+        shown = renderer if source == "synthetic" else "-"
         line = (
-          f"| {preset} | {source} | {workers} | {b * 1e3:.1f} | "
+          f"| {preset} | {source} | {shown} | {workers} | {b * 1e3:.1f} | "
           f"{l * 1e3:.1f} | {l / b:.2f}x | {v / b:.0f} | {v2 / b:.0f} |"
         )
         lines.append(line)

@@ -55,6 +55,11 @@ SOURCES = {
     "python benchmarks/train_loop.py"
     " --out benchmarks/results/train_loop_cpu.md",
   ),
+  "synthetic_render": (
+    "benchmarks/results/synthetic_render_cpu.md",
+    "python benchmarks/synthetic_render.py"
+    " --out benchmarks/results/synthetic_render_cpu.md",
+  ),
   "parallel_runs": (
     "benchmarks/results/parallel_runs_cpu.md",
     "python benchmarks/parallel_runs.py > "

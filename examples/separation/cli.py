@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     "mixtures (0)",
   )
   add(
+    "--synthetic-renderer",
+    default=None,
+    choices=configs.RENDERERS,
+    help="synthetic training batches: one jitted XLA program or the numpy "
+    "reference (the same draws; preset: xla for tiny, numpy otherwise)",
+  )
+  add(
     "--pairing",
     default=None,
     choices=configs.PAIRINGS,
@@ -210,6 +217,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "alpha": args.alpha,
     "beta0": args.beta0,
     "pairing": args.pairing,
+    "synthetic_renderer": args.synthetic_renderer,
     "init_from": args.init_from,
   }
   overrides.update({k: v for k, v in optional.items() if v is not None})

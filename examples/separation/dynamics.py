@@ -413,6 +413,8 @@ def base_config(
         steps=steps,
         seed=seed,
         progress=False,
+        # The recorded study was trained on numpy-rendered batches.
+        synthetic_renderer="numpy",
       ),
       **(overrides or {}),
     },

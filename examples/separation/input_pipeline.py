@@ -143,7 +143,8 @@ class ProcessLoader:
   examples.separation.input_pipeline``, not a fork of this process, which may
   hold JAX's threads) that receives the pickled ``fn`` once, then steps, and
   sends back the pickled results. It imports only what unpickling ``fn``
-  needs (for ``dataset.batch_at``: the data module, numpy, scipy), not JAX.
+  needs (for ``dataset.batch_at``: the data module, numpy, scipy; JAX too
+  when the synthetic batches are rendered with ``renderer='xla'``).
 
   Calling the loader blocks the calling thread until a worker is free and has
   answered; call it from :class:`Prefetcher`'s threads (``workers`` equal to

@@ -84,6 +84,8 @@ def run_config(
     seed=seed,
     progress=False,
     checkpoint=False,
+    # The recorded table was trained on numpy-rendered batches.
+    synthetic_renderer="numpy",
   )
   if quick:
     overrides.update(QUICK, num_wav_examples=0)

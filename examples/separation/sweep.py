@@ -216,6 +216,8 @@ def sweep_configs(
           # In-process generation (the default, stated because the batch
           # cache depends on it: it serves a seed's batches to all its p).
           data_workers=0,
+          # The recorded sweeps were trained on numpy-rendered batches.
+          synthetic_renderer="numpy",
         )
         if preset == SWEEP_PRESET:
           extra.update(SWEEP_LOSS_OVERRIDES.get(loss, {}))

@@ -145,6 +145,7 @@ def make_dataset(config: configs.Config, split: str):
     synthetic=synthetic,
     dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
     speed_perturbation=config.speed_perturbation,
+    renderer=config.synthetic_renderer,
   )
   if (
     split == "train"
@@ -157,6 +158,7 @@ def make_dataset(config: configs.Config, split: str):
       seed=config.seed,
       chunk_samples=chunk_samples,
       synthetic=synthetic,
+      renderer=config.synthetic_renderer,
     )
     return data_lib.BlendedTraining(
       dataset, synthetic_ds, config.synthetic_fraction
