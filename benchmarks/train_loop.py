@@ -200,11 +200,17 @@ def main(argv=None) -> int:
           other = "numpy" if default == "xla" else "xla"
           rows.append((source, 0, other))
       for source, workers, renderer in rows:
-        extra = (
-          {"synthetic_renderer": renderer}
-          if source == "synthetic"
-          else {"data": "wsj0-2mix", "data_root": str(tree)}
-        )
+        if source == "synthetic":
+          extra = {"synthetic_renderer": renderer}
+        else:
+          # The stored mixtures read from wav files (not the tiny preset's
+          # file-data curriculum, which starts on synthetic batches).
+          extra = {
+            **configs.without_data_preset(preset),
+            "data": "wsj0-2mix",
+            "data_root": str(tree),
+          }
+          extra.pop("steps", None)
         steps, rounds = (
           (args.small_steps, args.small_rounds)
           if preset != "tiny"

@@ -33,7 +33,7 @@ SOURCES = {
   ),
   "tts": (
     "results/tts/comparison.md",
-    "python -m examples.separation.compare --losses mi --clips autoclip "
+    "python -m examples.separation.compare --losses all --clips autoclip "
     "--data wsj0-2mix --data-root TTS_ROOT --workdir results/tts",
   ),
   "recipes": (

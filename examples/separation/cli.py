@@ -67,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
   add(
     "--dynamic-mixing",
-    action="store_true",
+    action=argparse.BooleanOptionalAction,
+    default=None,
     help="real data: train on new mixtures of the training sources "
-    "(random pairs and levels) instead of the stored mixtures",
+    "(random pairs and levels) instead of the stored mixtures (tiny preset: "
+    "on; otherwise off)",
   )
   add(
     "--speed-perturbation",
@@ -84,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     default=None,
     help="real data: fraction of each training batch that is synthetic "
     "mixtures (0)",
+  )
+  add(
+    "--synthetic-pretrain-steps",
+    type=int,
+    default=None,
+    metavar="K",
+    help="real data: train the first K steps on synthetic mixtures only "
+    "(low + high register talkers), then on the real data, with a warm "
+    "restart of the learning-rate schedule (tiny preset: 12000 of 21000 "
+    "steps on real data; 0 elsewhere)",
   )
   add(
     "--synthetic-renderer",
@@ -187,9 +199,9 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "reweight": args.reweight,
     "progress": not args.no_progress,
     "environmental": args.environmental,
-    "dynamic_mixing": args.dynamic_mixing,
   }
   optional = {
+    "dynamic_mixing": args.dynamic_mixing,
     "history_size": args.history_size,
     "steps": args.steps,
     "hidden": args.hidden,
@@ -201,6 +213,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "eval_every": args.eval_every,
     "data_workers": args.data_workers,
     "synthetic_fraction": args.synthetic_fraction,
+    "synthetic_pretrain_steps": args.synthetic_pretrain_steps,
     "speed_perturbation": args.speed_perturbation,
     "steps_per_epoch": args.steps_per_epoch,
     "factor": args.factor,

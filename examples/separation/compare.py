@@ -76,17 +76,39 @@ def parse_losses(text: str) -> list[str]:
   return list(dict.fromkeys(losses))
 
 
-def data_description(args: argparse.Namespace) -> str:
+def data_description(
+  args: argparse.Namespace, config: configs.Config | None = None
+) -> str:
+  """The training data in words; ``config`` (a run's) adds its data settings."""
   if args.data == "synthetic":
     return "synthetic two-talker data"
-  remix = " (dynamic mixing)" if getattr(args, "dynamic_mixing", False) else ""
-  return f"{args.data} data from {args.data_root}{remix}"
+  remix = getattr(args, "dynamic_mixing", False)
+  if config is None:
+    return f"{args.data} data from {args.data_root}" + (
+      " (dynamic mixing)" if remix else ""
+    )
+  parts = []
+  if config.synthetic_pretrain_steps:
+    parts.append(
+      f"{config.synthetic_pretrain_steps} synthetic steps first, then"
+    )
+  parts.append("dynamic mixing" if config.dynamic_mixing else "stored mixtures")
+  if config.synthetic_fraction:
+    parts.append(
+      f"+ {config.synthetic_fraction:.0%} synthetic ({config.pairing} pairs)"
+    )
+  return f"{args.data} data from {args.data_root} ({' '.join(parts)})"
 
 
-def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
+def markdown(
+  summary: dict,
+  args: argparse.Namespace,
+  command: str,
+  config: configs.Config | None = None,
+) -> str:
   lines = [
     f"`{command}` -- {args.preset} preset, seed {args.seed}, "
-    f"{data_description(args)}; machine: "
+    f"{data_description(args, config)}; machine: "
     f"{cli.machine_description()}.",
     "",
     "| loss | run | steps | train s | clip fraction | "
@@ -131,8 +153,10 @@ def main(argv=None) -> int:
   )
   parser.add_argument(
     "--dynamic-mixing",
-    action="store_true",
-    help="real data: train on new mixtures of the training sources",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="real data: train on new mixtures of the training sources "
+    "(default: the preset's)",
   )
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
@@ -164,7 +188,11 @@ def main(argv=None) -> int:
         {
           "data": args.data,
           "data_root": args.data_root,
-          "dynamic_mixing": args.dynamic_mixing,
+          **(
+            {"dynamic_mixing": args.dynamic_mixing}
+            if args.dynamic_mixing is not None
+            else {}
+          ),
           **(
             {"batch_size": args.batch_size}
             if args.batch_size is not None
@@ -184,6 +212,7 @@ def main(argv=None) -> int:
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
   summary: dict = {}
+  first = next(iter(next(iter(plan.values())).values()))
   for loss, runs in plan.items():
     summary[loss] = {}
     for name, config in runs.items():
@@ -228,11 +257,12 @@ def main(argv=None) -> int:
           *(argv if argv is not None else sys.argv[1:]),
         ]
       ),
+      first,
     )
   )
   print(
     f"\nTest SI-SDRi ({args.preset} preset, seed {args.seed}, "
-    f"{data_description(args)}):"
+    f"{data_description(args, first)}):"
   )
   for loss, runs in summary.items():
     for name, s in runs.items():

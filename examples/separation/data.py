@@ -1413,6 +1413,38 @@ class BlendedTraining:
     return {key: np.concatenate([first[key], second[key]]) for key in self.KEYS}
 
 
+class CurriculumTraining:
+  """Training batches from ``first`` before step ``switch``, then ``then``.
+
+  ``batch_at(step, B)`` is ``first.batch_at(step, B)`` for ``step < switch``
+  and ``then.batch_at(step, B)`` after, so it stays a pure function of the
+  step (resume-safe). Everything else (evaluation, names, sizes) is the
+  ``then`` dataset's. Used to learn the easy synthetic talkers first (a low-
+  and a high-register talker, separable by pitch) and the real or TTS data
+  second: trained on TTS voices from the start, the tiny network learns
+  those voices and not separation (see the README's recipes table).
+  """
+
+  KEYS = BlendedTraining.KEYS
+
+  def __init__(self, first, then, switch: int):
+    if not (isinstance(switch, int) and switch >= 0):
+      raise ValueError(f"switch={switch!r} must be a non-negative integer")
+    if first.chunk_samples != then.chunk_samples:
+      raise ValueError("the two datasets must have the same chunk length")
+    self.first = first
+    self.then = then
+    self.switch = switch
+
+  def __getattr__(self, name):
+    return getattr(self.then, name)
+
+  def batch_at(self, step: int, batch_size: int) -> Batch:
+    source = self.first if step < self.switch else self.then
+    batch = source.batch_at(step, batch_size)
+    return {key: batch[key] for key in self.KEYS}
+
+
 # --- wsj0-2mix --------------------------------------------------------------
 
 _WSJ_SPLIT_DIRS = {"train": "tr", "validation": "cv", "test": "tt"}

@@ -128,8 +128,31 @@ def learning_rate_schedule(config: configs.Config) -> optax.ScalarOrSchedule:
   step 0 (not from 0: the first step must move the weights) to
   ``learning_rate`` at step ``warmup_steps``;
   ``lr_decay='cosine'`` then decays to ``learning_rate * lr_final_fraction``
-  at ``steps``. The epoch schedulers (``schedule``) multiply this rate.
+  at ``steps``. With ``synthetic_pretrain_steps = K > 0`` the schedule runs
+  twice, over steps ``[0, K)`` (the synthetic stage) and ``[K, steps)`` (the
+  real data), a warm restart when the data changes, as a fine-tuning run
+  would start. The epoch schedulers (``schedule``) multiply this rate.
   """
+  k = config.synthetic_pretrain_steps
+  if not k:
+    return _warmup_then_decay(config, config.steps)
+  return optax.join_schedules(
+    [
+      _as_schedule(_warmup_then_decay(config, k)),
+      _as_schedule(_warmup_then_decay(config, config.steps - k)),
+    ],
+    [k],
+  )
+
+
+def _as_schedule(x: optax.ScalarOrSchedule) -> optax.Schedule:
+  return x if callable(x) else optax.constant_schedule(x)
+
+
+def _warmup_then_decay(
+  config: configs.Config, steps: int
+) -> optax.ScalarOrSchedule:
+  """One warm-up (+ cosine) cycle of ``steps`` steps."""
   peak = config.learning_rate
   first = peak / max(config.warmup_steps, 1)
   if config.lr_decay == "cosine":
@@ -137,7 +160,7 @@ def learning_rate_schedule(config: configs.Config) -> optax.ScalarOrSchedule:
       first,
       peak,
       config.warmup_steps,
-      max(config.steps, config.warmup_steps + 1),
+      max(steps, config.warmup_steps + 1),
       end_value=peak * config.lr_final_fraction,
     )
   if config.warmup_steps:

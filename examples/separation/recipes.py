@@ -110,7 +110,14 @@ def recipe_config(name: str, tts_root: str, num_test: int) -> configs.Config:
   """The tiny-preset L_MI Config of recipe ``name`` (validated)."""
   overrides = dict(RECIPES[name][1])
   if overrides.get("data") == "tts":
-    overrides.update(data="wsj0-2mix", data_root=tts_root)
+    # Each recipe spells out its data settings, not the tiny preset's
+    # file-data refinement (configs.DATA_PRESETS, which came later).
+    overrides = {
+      **configs.without_data_preset("tiny", "mi"),
+      **overrides,
+      "data": "wsj0-2mix",
+      "data_root": tts_root,
+    }
   num_test = overrides.pop("num_test", num_test)
   if overrides.get("init_from") is not None:
     overrides["init_from"] = str(

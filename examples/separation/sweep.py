@@ -219,6 +219,11 @@ def sweep_configs(
           # The recorded sweeps were trained on numpy-rendered batches.
           synthetic_renderer="numpy",
         )
+        # File-backed data: the stored mixtures, as the recorded TTS sweep
+        # (not the tiny preset's synthetic-first curriculum).
+        neutral = configs.without_data_preset(preset, loss)
+        neutral.pop("steps", None)
+        extra.update(neutral)
         if preset == SWEEP_PRESET:
           extra.update(SWEEP_LOSS_OVERRIDES.get(loss, {}))
         extra.update(overrides or {})

@@ -160,8 +160,24 @@ def make_dataset(config: configs.Config, split: str):
       synthetic=synthetic,
       renderer=config.synthetic_renderer,
     )
-    return data_lib.BlendedTraining(
+    dataset = data_lib.BlendedTraining(
       dataset, synthetic_ds, config.synthetic_fraction
+    )
+  if split == "train" and config.synthetic_pretrain_steps:
+    # The curriculum's first stage: the default synthetic talker pairs
+    # (low + high register), whatever ``pairing`` the blend uses.
+    easy = data_lib.make_dataset(
+      "synthetic",
+      split=split,
+      seed=config.seed,
+      chunk_samples=chunk_samples,
+      synthetic=data_lib.SyntheticConfig(
+        source_classes=classes, pairing="cross_register"
+      ),
+      renderer=config.synthetic_renderer,
+    )
+    dataset = data_lib.CurriculumTraining(
+      easy, dataset, config.synthetic_pretrain_steps
     )
   return dataset
 

@@ -1,5 +1,6 @@
 """The README's main job: both runs train, results are compared and reused."""
 
+import argparse
 import json
 
 import pytest
@@ -83,3 +84,25 @@ def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):
   assert e.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert err[-1].startswith("error:") and culprit in err[-1]
+
+
+def test_data_description_names_the_file_data_settings():
+  args = argparse.Namespace(
+    data="wsj0-2mix", data_root="/r", dynamic_mixing=None
+  )
+  tiny = compare.configs.get_config("tiny", data="wsj0-2mix", data_root="/r")
+  assert compare.data_description(args, tiny) == (
+    "wsj0-2mix data from /r (12000 synthetic steps first, then dynamic "
+    "mixing + 50% synthetic (any pairs))"
+  )
+  plain = compare.configs.get_config(
+    "tiny",
+    data="wsj0-2mix",
+    data_root="/r",
+    **compare.configs.without_data_preset("tiny"),
+  )
+  assert compare.data_description(args, plain) == (
+    "wsj0-2mix data from /r (stored mixtures)"
+  )
+  synthetic = argparse.Namespace(data="synthetic")
+  assert compare.data_description(synthetic) == "synthetic two-talker data"
