@@ -1379,6 +1379,11 @@ class FileMixtures(_Base):
       }
 
 
+def _check_same_chunks(a, b) -> None:
+  if a.chunk_samples != b.chunk_samples:
+    raise ValueError("the two datasets must have the same chunk length")
+
+
 class BlendedTraining:
   """Training batches drawn from two datasets, ``fraction`` from the second.
 
@@ -1394,8 +1399,7 @@ class BlendedTraining:
   def __init__(self, primary, secondary, fraction: float):
     if not 0.0 <= fraction < 1.0:
       raise ValueError(f"fraction={fraction!r} must be in [0, 1)")
-    if primary.chunk_samples != secondary.chunk_samples:
-      raise ValueError("the two datasets must have the same chunk length")
+    _check_same_chunks(primary, secondary)
     self.primary = primary
     self.secondary = secondary
     self.fraction = float(fraction)
@@ -1430,8 +1434,7 @@ class CurriculumTraining:
   def __init__(self, first, then, switch: int):
     if not (isinstance(switch, int) and switch >= 0):
       raise ValueError(f"switch={switch!r} must be a non-negative integer")
-    if first.chunk_samples != then.chunk_samples:
-      raise ValueError("the two datasets must have the same chunk length")
+    _check_same_chunks(first, then)
     self.first = first
     self.then = then
     self.switch = switch

@@ -147,37 +147,31 @@ def make_dataset(config: configs.Config, split: str):
     speed_perturbation=config.speed_perturbation,
     renderer=config.synthetic_renderer,
   )
+
+  def synthetic_training(synthetic_config):
+    return data_lib.make_dataset(
+      "synthetic",
+      split=split,
+      seed=config.seed,
+      chunk_samples=chunk_samples,
+      synthetic=synthetic_config,
+      renderer=config.synthetic_renderer,
+    )
+
   if (
     split == "train"
     and config.data != "synthetic"
     and config.synthetic_fraction
   ):
-    synthetic_ds = data_lib.make_dataset(
-      "synthetic",
-      split=split,
-      seed=config.seed,
-      chunk_samples=chunk_samples,
-      synthetic=synthetic,
-      renderer=config.synthetic_renderer,
-    )
     dataset = data_lib.BlendedTraining(
-      dataset, synthetic_ds, config.synthetic_fraction
+      dataset, synthetic_training(synthetic), config.synthetic_fraction
     )
   if split == "train" and config.synthetic_pretrain_steps:
     # The curriculum's first stage: the default synthetic talker pairs
     # (low + high register), whatever ``pairing`` the blend uses.
-    easy = data_lib.make_dataset(
-      "synthetic",
-      split=split,
-      seed=config.seed,
-      chunk_samples=chunk_samples,
-      synthetic=data_lib.SyntheticConfig(
-        source_classes=classes, pairing="cross_register"
-      ),
-      renderer=config.synthetic_renderer,
-    )
+    easy = dataclasses.replace(synthetic, pairing="cross_register")
     dataset = data_lib.CurriculumTraining(
-      easy, dataset, config.synthetic_pretrain_steps
+      synthetic_training(easy), dataset, config.synthetic_pretrain_steps
     )
   return dataset
 
