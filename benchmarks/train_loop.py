@@ -23,6 +23,10 @@ of ``--small-steps``):
   last, less the two validation passes the run makes (``eval_every``), which
   are reported on their own.
 
+Run it with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` to measure both
+with one XLA thread per op (the header records ``XLA_FLAGS``): on a 2-core
+CPU the step then leaves a core to the batch producer.
+
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
 bookkeeping; the target is <= 1.10. The tiny preset is measured with one worker
 process (``data_workers=1``) and with the default background thread (``0``),
@@ -58,6 +62,9 @@ from examples.separation import data as data_lib
 from examples.separation import train
 
 WARMUP_STEPS = 20
+# XLA:CPU flag that runs each op on one thread (the step then leaves the
+# other core to the batch producer); recorded in the table's header.
+ONE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 
 def write_file_tree(
@@ -172,8 +179,14 @@ def main(argv=None) -> int:
     if source not in ("synthetic", "files"):
       parser.error(f"--data: {source!r} is not synthetic or files")
 
+  xla_flags = os.environ.get("XLA_FLAGS", "").strip()
+  threads = "XLA:CPU one thread per op" if ONE_THREAD_FLAG in xla_flags else ""
   lines = [
-    f"Machine: {cli.machine_description()}; interleaved rounds (median): "
+    f"Machine: {cli.machine_description()}"
+    + (
+      f", XLA_FLAGS={xla_flags!r} ({threads or 'as set'})" if xla_flags else ""
+    )
+    + "; interleaved rounds (median): "
     f"tiny {args.rounds} x {args.steps} steps, small {args.small_rounds} x "
     f"{args.small_steps}; loop = train_and_evaluate "
     f"(prefetch depth {configs.Config.prefetch}), bare = jitted step on a "

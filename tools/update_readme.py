@@ -36,6 +36,11 @@ SOURCES = {
     "python -m examples.separation.compare --losses all --clips autoclip "
     "--data wsj0-2mix --data-root TTS_ROOT --workdir results/tts",
   ),
+  "tts_defaults": (
+    "results/tts_defaults/table.md",
+    "python -m examples.separation.runs_table RUN_DIRS --tts-root TTS_ROOT "
+    "--out results/tts_defaults/table.md",
+  ),
   "recipes": (
     "results/recipes/table.md",
     "python -m examples.separation.recipes --tts-root TTS_ROOT "
@@ -54,6 +59,12 @@ SOURCES = {
     "benchmarks/results/train_loop_cpu.md",
     "python benchmarks/train_loop.py"
     " --out benchmarks/results/train_loop_cpu.md",
+  ),
+  "train_loop_one_thread": (
+    "benchmarks/results/train_loop_cpu_one_thread.md",
+    "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python "
+    "benchmarks/train_loop.py --presets tiny"
+    " --out benchmarks/results/train_loop_cpu_one_thread.md",
   ),
   "synthetic_render": (
     "benchmarks/results/synthetic_render_cpu.md",

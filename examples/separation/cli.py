@@ -98,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     "steps on real data; 0 elsewhere)",
   )
   add(
+    "--distinct-talkers",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="with --dynamic-mixing: never mix a talker with itself (talkers "
+    "read from the wsj0-2mix / Libri2Mix file names; off)",
+  )
+  add(
+    "--normalize-levels",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="rescale every training mixture and its sources to the same RMS "
+    "before the loss (equal weight per example in L_MI; off)",
+  )
+  add(
     "--synthetic-renderer",
     default=None,
     choices=configs.RENDERERS,
@@ -215,6 +229,8 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "synthetic_fraction": args.synthetic_fraction,
     "synthetic_pretrain_steps": args.synthetic_pretrain_steps,
     "speed_perturbation": args.speed_perturbation,
+    "normalize_levels": args.normalize_levels,
+    "distinct_talkers": args.distinct_talkers,
     "steps_per_epoch": args.steps_per_epoch,
     "factor": args.factor,
     "patience": args.patience,

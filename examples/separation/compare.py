@@ -93,11 +93,14 @@ def data_description(
       f"{config.synthetic_pretrain_steps} synthetic steps first, then"
     )
   parts.append("dynamic mixing" if config.dynamic_mixing else "stored mixtures")
+  if config.dynamic_mixing and config.distinct_talkers:
+    parts.append("of distinct talkers")
   if config.synthetic_fraction:
     parts.append(
       f"+ {config.synthetic_fraction:.0%} synthetic ({config.pairing} pairs)"
     )
-  return f"{args.data} data from {args.data_root} ({' '.join(parts)})"
+  levels = "; levels normalised" if config.normalize_levels else ""
+  return f"{args.data} data from {args.data_root} ({' '.join(parts)}{levels})"
 
 
 def markdown(
@@ -158,6 +161,20 @@ def main(argv=None) -> int:
     help="real data: train on new mixtures of the training sources "
     "(default: the preset's)",
   )
+  parser.add_argument(
+    "--distinct-talkers",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="with dynamic mixing: never mix a talker with itself (default: "
+    "the preset's)",
+  )
+  parser.add_argument(
+    "--normalize-levels",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="rescale every training mixture and its sources to the same RMS "
+    "(default: the preset's)",
+  )
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=None)
@@ -188,11 +205,15 @@ def main(argv=None) -> int:
         {
           "data": args.data,
           "data_root": args.data_root,
-          **(
-            {"dynamic_mixing": args.dynamic_mixing}
-            if args.dynamic_mixing is not None
-            else {}
-          ),
+          **{
+            field: getattr(args, field)
+            for field in (
+              "dynamic_mixing",
+              "distinct_talkers",
+              "normalize_levels",
+            )
+            if getattr(args, field) is not None
+          },
           **(
             {"batch_size": args.batch_size}
             if args.batch_size is not None

@@ -126,6 +126,14 @@ from another machine: a path that does not exist is looked up relative to the
 directory above ``metadata`` (e.g. ``wav8k/min/test/s1/NAME.wav``), to the CSV
 directory and to ``ROOT``, using its last 3 components when it is absolute.
 
+Talkers. Dynamic mixing with ``distinct_talkers`` pairs sources of two
+different talkers, read from the mixture names as asteroid and the official
+scripts write them (``talkers_from_name``): wsj0-2mix ``[PREFIX_]U1_L1_U2_L2``
+with WSJ utterance ids (the talker is the first 3 characters, ``011a0101`` ->
+``011``) or other ids (``tts2mix``'s voice names, taken whole); Libri2Mix
+``SPK-CHAPTER-UTT_SPK-CHAPTER-UTT``. A name that fits neither has unknown
+talkers, and its sources are remixed with any other utterance's.
+
 Errors. Every problem found in a listing raises ``DatasetError`` (a
 ``ValueError``) with a one-line message naming the culprit, before any
 training: a missing root (with the expected layout), no split directory or
@@ -141,6 +149,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol
@@ -1134,6 +1143,52 @@ class Utterance:
   mix_path: pathlib.Path
   source_paths: tuple[pathlib.Path, pathlib.Path]
   num_samples: int
+  # Talker ids of s1 and s2 (``talkers_from_name``), None when unknown.
+  talkers: tuple[str, str] | None = None
+
+
+_WSJ_UTTERANCE_ID = re.compile(r"[0-9a-z]{8}")
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True
+
+
+def talkers_from_name(name: str, layout: str) -> tuple[str, str] | None:
+  """The two talker ids in a mixture name, or None if it names none.
+
+  Args:
+    name: the mixture's name (file stem, or Libri2Mix ``mixture_ID``).
+    layout: ``'wsj0-2mix'`` (``[PREFIX_]U1_L1_U2_L2``; WSJ utterance ids
+      give their first 3 characters, other ids, e.g. ``tts2mix`` voices, are
+      the talker) or ``'libri2mix'`` (``SPK-CH-UTT_SPK-CH-UTT``).
+
+  >>> talkers_from_name("011a0101_0.061_40na010x_-0.061", "wsj0-2mix")
+  ('011', '40n')
+  >>> talkers_from_name("00001_espeak-f2_1.7_espeak-f5_-1.7", "wsj0-2mix")
+  ('espeak-f2', 'espeak-f5')
+  >>> talkers_from_name("1089-134686-0000_121-121726-0000", "libri2mix")
+  ('1089', '121')
+  >>> talkers_from_name("mixture", "wsj0-2mix") is None
+  True
+  """
+  parts = name.split("_")
+  if layout == "libri2mix":
+    if len(parts) != 2 or not all("-" in p for p in parts):
+      return None
+    return parts[0].split("-")[0], parts[1].split("-")[0]
+  if len(parts) < 4 or not (_is_number(parts[-3]) and _is_number(parts[-1])):
+    return None
+  ids = (parts[-4], parts[-2])
+  if not all(ids):
+    return None
+  if all(_WSJ_UTTERANCE_ID.fullmatch(u) for u in ids):
+    return ids[0][:3], ids[1][:3]
+  return ids
 
 
 def _check_audio(
@@ -1193,6 +1248,7 @@ class FileMixtures(_Base):
     sample_rate: int = SAMPLE_RATE,
     dynamic_mixing: bool = False,
     speed_perturbation: float = 0.0,
+    distinct_talkers: bool = False,
   ):
     limit = configs.MAX_SPEED_PERTURBATION
     if not 0.0 <= speed_perturbation <= limit:
@@ -1201,6 +1257,8 @@ class FileMixtures(_Base):
       )
     if speed_perturbation and not dynamic_mixing:
       raise ValueError("speed_perturbation needs dynamic_mixing")
+    if distinct_talkers and not dynamic_mixing:
+      raise ValueError("distinct_talkers needs dynamic_mixing")
     self.name = name
     self.split = canonical_split(split)
     self.dynamic_mixing = bool(dynamic_mixing)
@@ -1213,6 +1271,19 @@ class FileMixtures(_Base):
     self._split_code = SPLITS.index(self.split)
     if not self.utterances:
       raise DatasetError(f"{name} {self.split}: no utterances found")
+    self.distinct_talkers = bool(distinct_talkers)
+    # [N, 2] int: talker of each source, numbered; -1 where unknown.
+    self._talker_codes = None
+    if self.distinct_talkers:
+      known = sorted({t for u in self.utterances for t in (u.talkers or ())})
+      code = {t: i for i, t in enumerate(known)}
+      self._talker_codes = np.array(
+        [
+          [code[t] for t in u.talkers] if u.talkers else [-1, -1]
+          for u in self.utterances
+        ],
+        np.int64,
+      )
 
   def _load(
     self, utt: Utterance, start: int = 0, stop: int | None = None
@@ -1288,6 +1359,10 @@ class FileMixtures(_Base):
     mixture is their sum. Nothing checks that the two talkers differ (the
     layout does not name them): with many talkers they rarely coincide.
 
+    With ``distinct_talkers`` source 2 is instead drawn uniformly from the
+    sources of the other utterances whose talker differs from source 1's
+    (``_partner``): no mixture of a talker with itself.
+
     With ``speed_perturbation = a > 0`` each source is also played at its
     own speed, drawn uniformly from ``1 - a`` to ``1 + a`` in steps of 1 %
     (``_read_resampled_chunk``): new, higher or lower voices from the same
@@ -1299,9 +1374,14 @@ class FileMixtures(_Base):
     max_change = round(self.speed_perturbation * _SPEED_BASE)
     sources = np.zeros((len(indices), NUM_SOURCES, length), np.float32)
     for i, idx in enumerate(indices):
-      other = int(rng.integers(0, n - 1)) if n > 1 else 0
-      other += int(n > 1 and other >= idx)
-      picks = rng.integers(0, NUM_SOURCES, size=2)
+      if self._talker_codes is not None:
+        first = int(rng.integers(0, NUM_SOURCES))
+        other, second = self._partner(int(idx), first, rng)
+        picks = (first, second)
+      else:
+        other = int(rng.integers(0, n - 1)) if n > 1 else 0
+        other += int(n > 1 and other >= idx)
+        picks = rng.integers(0, NUM_SOURCES, size=2)
       for j, (u, k) in enumerate(((int(idx), picks[0]), (other, picks[1]))):
         utt = self.utterances[u]
         if max_change:
@@ -1323,6 +1403,29 @@ class FileMixtures(_Base):
       "sources": sources,
       "classes": np.zeros((len(indices), NUM_SOURCES), np.int32),
     }
+
+  def _partner(
+    self, idx: int, source: int, rng: np.random.Generator
+  ) -> tuple[int, int]:
+    """``(utterance, source)`` to mix with source ``source`` of ``idx``.
+
+    Uniform over the sources of the other utterances whose talker is not
+    that source's (an unknown talker, -1, differs from every talker); any
+    other utterance's when no such source exists (a one-talker split).
+    """
+    codes = self._talker_codes
+    talker = codes[idx, source]
+    eligible = codes != talker
+    if talker < 0:
+      eligible[:] = True
+    eligible[idx] = False
+    flat = np.flatnonzero(eligible)
+    if not len(flat):
+      flat = np.flatnonzero(np.arange(codes.size) // NUM_SOURCES != idx)
+    if not len(flat):
+      return idx, 1 - source
+    pick = int(flat[rng.integers(0, len(flat))])
+    return pick // NUM_SOURCES, pick % NUM_SOURCES
 
   def _train_chunks(
     self, indices: np.ndarray, rng: np.random.Generator
@@ -1522,8 +1625,15 @@ def list_wsj0_2mix(
         )
     paths = [split_path / f / name for f in _WSJ_FOLDERS]
     n = _check_audio(paths, sample_rate)
+    stem = pathlib.Path(name).stem
     utterances.append(
-      Utterance(pathlib.Path(name).stem, paths[0], (paths[1], paths[2]), n)
+      Utterance(
+        stem,
+        paths[0],
+        (paths[1], paths[2]),
+        n,
+        talkers_from_name(stem, "wsj0-2mix"),
+      )
     )
   if not utterances:
     raise DatasetError(f"no .wav files in {split_path / 'mix'}")
@@ -1616,7 +1726,15 @@ def list_libri2mix(
       expected = None
     n = _check_audio(paths, sample_rate, expected)
     name = row.get("mixture_ID") or paths[0].stem
-    utterances.append(Utterance(name, paths[0], (paths[1], paths[2]), n))
+    utterances.append(
+      Utterance(
+        name,
+        paths[0],
+        (paths[1], paths[2]),
+        n,
+        talkers_from_name(name, "libri2mix"),
+      )
+    )
   if not utterances:
     raise DatasetError(f"no rows in {csv_path}")
   return utterances
@@ -1644,6 +1762,7 @@ def make_dataset(
   mix_type: str = "clean",
   dynamic_mixing: bool = False,
   speed_perturbation: float = 0.0,
+  distinct_talkers: bool = False,
   renderer: str = "numpy",
 ) -> SyntheticMixtures | FileMixtures:
   """Builds a dataset; real datasets are fully validated here.
@@ -1671,6 +1790,8 @@ def make_dataset(
       played at a random speed in ``1 +- speed_perturbation`` (pitch,
       formants and tempo together; at most
       ``configs.MAX_SPEED_PERTURBATION``).
+    distinct_talkers: with ``dynamic_mixing``: never mix two sources of the
+      same talker, as read from the mixture names (``talkers_from_name``).
     renderer: synthetic training batches: ``'numpy'`` or ``'xla'`` (see
       ``SyntheticMixtures``).
 
@@ -1711,4 +1832,5 @@ def make_dataset(
     sample_rate=sample_rate,
     dynamic_mixing=dynamic_mixing,
     speed_perturbation=speed_perturbation,
+    distinct_talkers=distinct_talkers,
   )

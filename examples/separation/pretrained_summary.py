@@ -19,7 +19,7 @@ from examples.separation import cli
 from examples.separation import recipes
 
 MODELS = {
-  "default": "default (synthetic_12k + ft_blend50_any_9k)",
+  "default": "default (L_SNR, file-data curriculum)",
   "synthetic_12k": "synthetic_12k (synthetic data only)",
 }
 # folder -> (test set, processing, tts build: 'tts', 'check' or None)
@@ -40,6 +40,25 @@ def _fmt(x: float | None) -> str:
   return "-" if x is None else f"{x:.2f}"
 
 
+def _machines(results: pathlib.Path) -> str:
+  """The machine(s) that ran the evaluations, from their summary.json."""
+  found: dict[str, list[str]] = {}
+  for model in MODELS:
+    for folder in TEST_SETS:
+      path = results / model / folder / "summary.json"
+      if path.is_file():
+        machine = json.loads(path.read_text()).get("machine")
+        machine = machine or cli.machine_description()
+        found.setdefault(machine, [])
+        if model not in found[machine]:
+          found[machine].append(model)
+  if len(found) <= 1:
+    return next(iter(found), cli.machine_description())
+  return "; ".join(
+    f"{machine} ({', '.join(models)})" for machine, models in found.items()
+  )
+
+
 def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
   """The summary table of every evaluation found under ``results``."""
   kinds = {name: recipes.pair_kinds(root) for name, root in roots.items()}
@@ -49,7 +68,7 @@ def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
     "examples.separation.evaluate`; TTS: the held-out test voices (never "
     "in training) of the 300/20/40 tts2mix build (seed 0, which chose the "
     "recipe) and of a seed-1 build of 200 new test mixtures (the check); "
-    f"machine: {cli.machine_description()}.",
+    f"machine: {_machines(results)}.",
     "",
     "| model | test set | processing | utterances | SI-SDRi (dB) | "
     "mixed-sex | F+F | M+M | median | 10th pct | SDRi (dB) | STOI | "

@@ -8,8 +8,8 @@ model on the **test voices** of a ``tts2mix`` build (voices never heard in
 training), split by the talkers' sexes (``mixtures.csv`` of the build):
 mixed pairs are what a pitch-register cue can separate, same-sex pairs are
 not. It is the project's only evidence about speech it was not trained on,
-and it chose the recipe of the shipped pretrained model
-(``pretrained/train_default.sh``).
+and it chose the data recipe that the ``tiny`` preset's file-data defaults
+and the shipped pretrained model (``pretrained/train_default.sh``) use.
 
 Each recipe's run goes to ``WORKDIR/NAME`` (its usual outputs) and its
 evaluation to ``WORKDIR/NAME/eval_tts_tt``; a finished run or evaluation is

@@ -145,6 +145,9 @@ def make_dataset(config: configs.Config, split: str):
     synthetic=synthetic,
     dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
     speed_perturbation=config.speed_perturbation,
+    distinct_talkers=config.distinct_talkers
+    and config.dynamic_mixing
+    and config.data != "synthetic",
     renderer=config.synthetic_renderer,
   )
 
@@ -309,10 +312,33 @@ def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
   }
 
 
+# Mixture RMS of level-normalised training examples (-20 dBFS).
+NORMALIZED_RMS = 0.1
+
+
+def normalize_levels(batch: dict) -> dict:
+  """``batch`` with each mixture and its sources scaled to mixture RMS 0.1.
+
+  One gain per example for the mixture and its sources, so the sources
+  still sum to the mixture; silent (all-zero) mixtures stay zero.
+  """
+  mix = batch["mix"]
+  rms = jnp.sqrt(jnp.mean(jnp.square(mix), axis=-1, keepdims=True))
+  gain = jnp.where(rms > 0, NORMALIZED_RMS / jnp.maximum(rms, 1e-12), 1.0)
+  return {
+    **batch,
+    "mix": mix * gain,
+    "sources": batch["sources"] * gain[..., None],
+  }
+
+
 def loss_and_grads(
   model: models.Separator, batch: dict, step: jax.Array, config: configs.Config
 ) -> tuple[tuple[jax.Array, jax.Array], Any]:
   """``((loss, per_example_losses), grads)`` of ``model`` on ``batch``."""
+
+  if config.normalize_levels:
+    batch = normalize_levels(batch)
 
   def loss_fn(model):
     per_example = per_example_loss(model(batch["mix"]), batch, config)

@@ -93,7 +93,8 @@ def test_data_description_names_the_file_data_settings():
   tiny = compare.configs.get_config("tiny", data="wsj0-2mix", data_root="/r")
   assert compare.data_description(args, tiny) == (
     "wsj0-2mix data from /r (12000 synthetic steps first, then dynamic "
-    "mixing + 50% synthetic (any pairs))"
+    "mixing of distinct talkers + 50% synthetic (any pairs); levels "
+    "normalised)"
   )
   plain = compare.configs.get_config(
     "tiny",

@@ -141,7 +141,9 @@ def test_tiny_preset_uses_the_curriculum_on_file_data_only():
   assert files.synthetic_pretrain_steps == 12000 and files.steps == 21000
   assert files.dynamic_mixing and files.synthetic_fraction == 0.5
   assert files.pairing == "any"
+  assert files.distinct_talkers and files.normalize_levels
   synthetic = configs.get_config("tiny")
+  assert not synthetic.distinct_talkers and not synthetic.normalize_levels
   assert synthetic.synthetic_pretrain_steps == 0 and synthetic.steps == 3000
   assert synthetic.pairing == "cross_register"
   # Explicit fields win over the refinement, and without_data_preset undoes
@@ -154,6 +156,7 @@ def test_tiny_preset_uses_the_curriculum_on_file_data_only():
   )
   assert pinned.synthetic_pretrain_steps == 0 and pinned.steps == 3000
   assert not pinned.dynamic_mixing and pinned.synthetic_fraction == 0.0
+  assert not pinned.distinct_talkers and not pinned.normalize_levels
   assert configs.get_config("small", data="wsj0-2mix", data_root="r").steps == (
     configs.get_config("small").steps
   )
@@ -189,6 +192,11 @@ def test_cli_flags():
   )
   assert not config.dynamic_mixing and config.synthetic_pretrain_steps == 0
   assert config.steps == 500 and config.synthetic_fraction == 0.0
+  assert config.distinct_talkers and config.normalize_levels
+  config = cli.config_from_args(
+    parser.parse_args([*base, "--no-distinct-talkers", "--no-normalize-levels"])
+  )
+  assert not config.distinct_talkers and not config.normalize_levels
 
 
 def test_run_across_the_switch_resumes_bit_identically(tmp_path):

@@ -571,6 +571,93 @@ def test_speed_perturbation_moves_pitch_by_the_drawn_speed(tmp_path):
   )
 
 
+def _talker_tree(root, pairs, freqs, length=4000, sr=8000):
+  """A wsj0-2mix ``tt`` split named the official way (``U1_L1_U2_L2``) whose
+  talkers each speak one pure tone, ``freqs[talker]``."""
+  t = np.arange(length) / sr
+  for i, (a, b) in enumerate(pairs):
+    s1, s2 = (0.3 * np.sin(2 * np.pi * freqs[x] * t) for x in (a, b))
+    name = f"{a}a010{i}_0.5_{b}c020{i}_-0.5.wav"
+    for folder, audio in (("mix", s1 + s2), ("s1", s1), ("s2", s2)):
+      path = root / "wav8k" / "min" / "tt" / folder / name
+      path.parent.mkdir(parents=True, exist_ok=True)
+      sf.write(str(path), audio.astype(np.float32), sr, subtype="FLOAT")
+
+
+def test_talkers_from_name():
+  name = "011a0101_0.061_40na010x_-0.061"
+  assert data.talkers_from_name(name, "wsj0-2mix") == ("011", "40n")
+  # tts2mix: an index prefix and voice names, which are the talkers.
+  name = "00001_espeak-f2_1.7352_espeak-f5_-1.7352"
+  assert data.talkers_from_name(name, "wsj0-2mix") == ("espeak-f2", "espeak-f5")
+  name = "1089-134686-0000_121-121726-0000"
+  assert data.talkers_from_name(name, "libri2mix") == ("1089", "121")
+  for name, layout in (
+    ("a", "wsj0-2mix"),
+    ("x_y_z_w", "wsj0-2mix"),
+    ("1089-134686-0000", "libri2mix"),
+    ("a_b", "libri2mix"),
+  ):
+    assert data.talkers_from_name(name, layout) is None, name
+
+
+def test_distinct_talkers_never_mixes_a_talker_with_itself(tmp_path):
+  freqs = {"aaa": 400.0, "bbb": 1000.0, "ccc": 2200.0}
+  pairs = [("aaa", "aaa"), ("aaa", "bbb"), ("bbb", "bbb"), ("ccc", "aaa")]
+  _talker_tree(tmp_path, pairs, freqs)
+  chunk = 1024
+
+  def talkers(ds, steps=40):
+    found = []
+    for step in range(steps):
+      batch = ds.batch_at(step, 4)
+      np.testing.assert_allclose(
+        batch["mix"], batch["sources"].sum(axis=1), rtol=0, atol=1e-6
+      )
+      spectra = np.abs(np.fft.rfft(batch["sources"] * np.hanning(chunk)))
+      peaks = np.argmax(spectra, axis=-1) * 8000 / chunk
+      found += [tuple(np.round(p, -2)) for p in peaks]
+    return found
+
+  kwargs = dict(seed=3, chunk_samples=chunk, dynamic_mixing=True)
+  ds = data.make_dataset(
+    "wsj0-2mix", tmp_path, "test", distinct_talkers=True, **kwargs
+  )
+  assert [u.talkers for u in ds.utterances] == pairs
+  pairs_seen = talkers(ds)
+  assert all(a != b for a, b in pairs_seen), pairs_seen
+  # All three talkers appear as the second source (uniform partners).
+  assert {b for _, b in pairs_seen} == {400.0, 1000.0, 2200.0}
+  # Without it, the same layout pairs talkers with themselves.
+  plain = data.make_dataset("wsj0-2mix", tmp_path, "test", **kwargs)
+  assert any(a == b for a, b in talkers(plain))
+  # A pure function of the step (resume-safe).
+  np.testing.assert_array_equal(
+    ds.batch_at(7, 4)["sources"], ds.batch_at(7, 4)["sources"]
+  )
+  with pytest.raises(ValueError, match="distinct_talkers needs dynamic"):
+    data.make_dataset("wsj0-2mix", tmp_path, "test", distinct_talkers=True)
+
+
+def test_distinct_talkers_falls_back_when_names_carry_no_talkers(tmp_path):
+  # Names without talkers (the tree of the other tests): any other utterance.
+  _wsj_tree(tmp_path)
+  ds = data.make_dataset(
+    "wsj0-2mix",
+    tmp_path,
+    "test",
+    chunk_samples=SMALL_CHUNK,
+    dynamic_mixing=True,
+    distinct_talkers=True,
+  )
+  assert all(u.talkers is None for u in ds.utterances)
+  batch = ds.batch_at(0, 3)
+  assert batch["sources"].shape == (3, 2, SMALL_CHUNK)
+  np.testing.assert_allclose(
+    batch["mix"], batch["sources"].sum(axis=1), rtol=0, atol=1e-6
+  )
+
+
 def test_speed_perturbation_errors(tmp_path):
   _wsj_tree(tmp_path)
   with pytest.raises(ValueError, match="speed_perturbation needs dynamic"):

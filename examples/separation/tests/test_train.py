@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from examples.separation import configs
 from examples.separation import inference
@@ -59,6 +60,40 @@ def test_one_jitted_step_changes_params_with_finite_logs(loss):
   for key in ("loss", "grad_norm", "threshold"):
     assert np.isfinite(float(logs[key])), key
   assert int(state.step) == 1
+
+
+def test_normalize_levels_weighs_every_example_the_same():
+  config = micro_config(loss="mi", batch_size=3)
+  batch = train.train_batch(train.make_dataset(config, "train"), config, 0)
+  batch = {k: jnp.asarray(batch[k]) for k in ("mix", "sources", "classes")}
+  gains = jnp.asarray([0.1, 1.0, 10.0])[:, None]
+  scaled = {
+    **batch,
+    "mix": batch["mix"] * gains,
+    "sources": batch["sources"] * gains[..., None],
+  }
+  normal = train.normalize_levels(batch)
+  rms = jnp.sqrt(jnp.mean(normal["mix"] ** 2, axis=-1))
+  np.testing.assert_allclose(rms, train.NORMALIZED_RMS, rtol=1e-5)
+  np.testing.assert_allclose(
+    normal["mix"], normal["sources"].sum(axis=1), atol=1e-6
+  )
+  # Level-invariant after normalisation; the plain L_MI is not.
+  model = train.create_model(config, nnx.Rngs(0))
+
+  def losses(b):
+    return np.asarray(train.per_example_loss(model(b["mix"]), b, config))
+
+  np.testing.assert_allclose(
+    losses(train.normalize_levels(scaled)), losses(normal), rtol=1e-3
+  )
+  ratio = losses(scaled) / losses(batch)
+  # (up to the log-magnitude floor of the quietest one).
+  np.testing.assert_allclose(ratio, [0.1, 1.0, 10.0], rtol=1e-2)
+  # A silent example stays silent (no NaN).
+  silent = {**batch, "mix": batch["mix"].at[0].set(0.0)}
+  assert np.all(np.isfinite(train.normalize_levels(silent)["mix"]))
+  assert not np.any(train.normalize_levels(silent)["mix"][0])
 
 
 def test_loss_falls_and_si_sdri_rises_on_a_fixed_small_set():

@@ -1,0 +1,81 @@
+"""The runs table: per-kind means, old runs' defaults and argument errors."""
+
+import csv
+import json
+
+from examples.separation import runs_table
+
+
+def _write_csv(path, fields, rows):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _run(path, values, **results):
+  _write_csv(
+    path / "test_per_utterance.csv",
+    ("name", "si_sdri_db"),
+    [{"name": n, "si_sdri_db": v} for n, v in values.items()],
+  )
+  base = dict(steps_done=10, train_seconds_this_run=12.3, seed=0)
+  (path / "results.json").write_text(json.dumps({**base, **results}))
+  return str(path)
+
+
+def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
+  tts = tmp_path / "tts"
+  _write_csv(
+    tts / "mixtures.csv",
+    ("split", "name", "s1_sex", "s2_sex"),
+    [
+      {"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"},
+      {"split": "tt", "name": "b", "s1_sex": "F", "s2_sex": "F"},
+      {"split": "tr", "name": "c", "s1_sex": "M", "s2_sex": "M"},
+    ],
+  )
+  new = _run(
+    tmp_path / "new",
+    {"a": 6.0, "b": -2.0},
+    loss="snr",
+    seed=1,
+    distinct_talkers=True,
+    normalize_levels=True,
+    speed_perturbation=0.0,
+    machine="CPU X",
+  )
+  # Recorded before the settings existed: their old defaults.
+  old = _run(tmp_path / "old", {"a": 4.0, "b": 0.0}, loss="mi")
+  out = tmp_path / "table.md"
+  argv = [new, old, "--tts-root", str(tts), "--out", str(out)]
+  assert runs_table.main(argv) == 0
+  assert out.read_text() == capsys.readouterr().out
+  rows = [line.split(" | ") for line in out.read_text().splitlines()[4:]]
+  assert len(rows) == 2
+  assert rows[0][1:] == [
+    "snr", "1", "yes", "yes", "0", "10", "12", "CPU X", "2", "+2.00",
+    "+6.00", "-2.00", "- |",
+  ]  # fmt: skip
+  assert rows[1][1:6] == ["mi", "0", "no", "no", "0"]
+  assert rows[1][8:] == ["-", "2", "+2.00", "+4.00", "+0.00", "- |"]
+
+
+def test_bad_runs_are_one_line_errors(tmp_path, capsys):
+  tts = tmp_path / "tts"
+  _write_csv(
+    tts / "mixtures.csv",
+    ("split", "name", "s1_sex", "s2_sex"),
+    [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
+  )
+  missing = tmp_path / "missing"
+  assert runs_table.main([str(missing), "--tts-root", str(tts)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and str(missing) in err[0] and "results.json" in err[0]
+  other = _run(tmp_path / "other", {"zz": 1.0}, loss="mi")
+  assert runs_table.main([other, "--tts-root", str(tts)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "'zz'" in err[0] and "--tts-root" in err[0]
+  assert runs_table.main([other, "--tts-root", str(tmp_path / "no")]) == 2
+  assert "mixtures.csv" in capsys.readouterr().err
