@@ -102,14 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     action=argparse.BooleanOptionalAction,
     default=None,
     help="with --dynamic-mixing: never mix a talker with itself (talkers "
-    "read from the wsj0-2mix / Libri2Mix file names; off)",
+    "read from the wsj0-2mix / Libri2Mix names or a tts2mix mixtures.csv; "
+    "tiny preset on real data: on; otherwise off)",
   )
   add(
     "--normalize-levels",
     action=argparse.BooleanOptionalAction,
     default=None,
     help="rescale every training mixture and its sources to the same RMS "
-    "before the loss (equal weight per example in L_MI; off)",
+    "before the loss (equal weight per example in L_MI; tiny preset on real "
+    "data: on; otherwise off)",
   )
   add(
     "--synthetic-renderer",

@@ -130,9 +130,11 @@ Talkers. Dynamic mixing with ``distinct_talkers`` pairs sources of two
 different talkers, read from the mixture names as asteroid and the official
 scripts write them (``talkers_from_name``): wsj0-2mix ``[PREFIX_]U1_L1_U2_L2``
 with WSJ utterance ids (the talker is the first 3 characters, ``011a0101`` ->
-``011``) or other ids (``tts2mix``'s voice names, taken whole); Libri2Mix
-``SPK-CHAPTER-UTT_SPK-CHAPTER-UTT``. A name that fits neither has unknown
-talkers, and its sources are remixed with any other utterance's.
+``011``) or other ids (taken whole); Libri2Mix
+``SPK-CHAPTER-UTT_SPK-CHAPTER-UTT``. A wsj0-2mix-layout ``ROOT/mixtures.csv``
+with ``name``, ``s1_talker`` and ``s2_talker`` columns (``tts2mix`` writes
+one) takes precedence over the names. A mixture with unknown talkers is
+remixed with any other utterance's sources.
 
 Errors. Every problem found in a listing raises ``DatasetError`` (a
 ``ValueError``) with a one-line message naming the culprit, before any
@@ -1147,7 +1149,7 @@ class Utterance:
   talkers: tuple[str, str] | None = None
 
 
-_WSJ_UTTERANCE_ID = re.compile(r"[0-9a-z]{8}")
+_WSJ_UTTERANCE_ID = re.compile(r"[0-9a-z]{8}", re.IGNORECASE)
 
 
 def _is_number(text: str) -> bool:
@@ -1187,7 +1189,7 @@ def talkers_from_name(name: str, layout: str) -> tuple[str, str] | None:
   if not all(ids):
     return None
   if all(_WSJ_UTTERANCE_ID.fullmatch(u) for u in ids):
-    return ids[0][:3], ids[1][:3]
+    return ids[0][:3].lower(), ids[1][:3].lower()
   return ids
 
 
@@ -1356,8 +1358,8 @@ class FileMixtures(_Base):
     ``indices[i]``, source 2 a random source of another random utterance,
     each at its own random offset; source 2 is rescaled to a level relative
     to source 1 drawn uniformly in [-5, 5] dB (the wsj0-2mix range), and the
-    mixture is their sum. Nothing checks that the two talkers differ (the
-    layout does not name them): with many talkers they rarely coincide.
+    mixture is their sum. The two talkers may coincide (with many talkers
+    they rarely do) unless ``distinct_talkers`` is set.
 
     With ``distinct_talkers`` source 2 is instead drawn uniformly from the
     sources of the other utterances whose talker differs from source 1's
@@ -1602,6 +1604,28 @@ def find_wsj0_2mix_split(
   return min(found, key=lambda p: _preference(p, sample_rate, mode))
 
 
+def _talker_table(root: pathlib.Path) -> dict[str, tuple[str, str]]:
+  """Mixture name -> talkers from ``ROOT/mixtures.csv``, if it has them.
+
+  ``tts2mix`` writes that file with ``name``, ``s1_talker`` and
+  ``s2_talker`` columns; its voice names alone would tell two engines'
+  voices of one talker apart (``festival-slt`` and ``flite-slt``).
+  """
+  path = root / "mixtures.csv"
+  if not path.is_file():
+    return {}
+  with open(path, newline="", encoding="utf-8") as f:
+    reader = csv.DictReader(f)
+    columns = set(reader.fieldnames or ())
+    if not {"name", "s1_talker", "s2_talker"} <= columns:
+      return {}
+    return {
+      row["name"]: (row["s1_talker"], row["s2_talker"])
+      for row in reader
+      if row["s1_talker"] and row["s2_talker"]
+    }
+
+
 def list_wsj0_2mix(
   root: str | os.PathLike,
   split: str,
@@ -1610,6 +1634,7 @@ def list_wsj0_2mix(
 ) -> list[Utterance]:
   """Validated listing of a wsj0-2mix split (see the module docstring)."""
   split_path = find_wsj0_2mix_split(root, split, sample_rate, mode)
+  talkers = _talker_table(pathlib.Path(root))
   names = {
     f: {p.name for p in (split_path / f).glob("*.wav")} for f in _WSJ_FOLDERS
   }
@@ -1632,7 +1657,7 @@ def list_wsj0_2mix(
         paths[0],
         (paths[1], paths[2]),
         n,
-        talkers_from_name(stem, "wsj0-2mix"),
+        talkers.get(stem) or talkers_from_name(stem, "wsj0-2mix"),
       )
     )
   if not utterances:

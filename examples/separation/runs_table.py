@@ -26,6 +26,7 @@ SETTINGS = {
   "distinct_talkers": ("distinct talkers", False),
   "normalize_levels": ("levels normalised", False),
   "speed_perturbation": ("speed perturbation", 0.0),
+  "synthetic_fraction": ("synthetic share", 0.0),
 }
 
 
@@ -69,9 +70,12 @@ def markdown(rows: list[dict], command: str, tts_root: str) -> str:
   for row in rows:
     r, s = row["results"], row["scores"]
     cells = [row["run"], r["loss"], str(r["seed"])]
-    cells += [
-      _setting(r.get(field, old)) for field, (_, old) in SETTINGS.items()
-    ]
+    values = {field: r.get(field, old) for field, (_, old) in SETTINGS.items()}
+    # Both refine dynamic mixing, and mean nothing without it.
+    for field in ("distinct_talkers", "speed_perturbation"):
+      if not r.get("dynamic_mixing", False):
+        values[field] = SETTINGS[field][1]
+    cells += [_setting(value) for value in values.values()]
     cells += [
       str(r["steps_done"]),
       f"{r['train_seconds_this_run']:.0f}",

@@ -312,19 +312,25 @@ def optimizer_logs(opt_state: Any, grads: Any, config: configs.Config) -> dict:
   }
 
 
-# Mixture RMS of level-normalised training examples (-20 dBFS).
+# Mixture RMS of level-normalised training examples (-20 dBFS), and the
+# largest gain that normalisation applies (40 dB: a near-silent chunk is not
+# blown up to full weight).
 NORMALIZED_RMS = 0.1
+MAX_NORMALIZING_GAIN = 100.0
 
 
 def normalize_levels(batch: dict) -> dict:
   """``batch`` with each mixture and its sources scaled to mixture RMS 0.1.
 
-  One gain per example for the mixture and its sources, so the sources
-  still sum to the mixture; silent (all-zero) mixtures stay zero.
+  One gain per example for the mixture and its sources (at most
+  ``MAX_NORMALIZING_GAIN``), so the sources still sum to the mixture;
+  silent (all-zero) mixtures stay zero.
   """
   mix = batch["mix"]
   rms = jnp.sqrt(jnp.mean(jnp.square(mix), axis=-1, keepdims=True))
-  gain = jnp.where(rms > 0, NORMALIZED_RMS / jnp.maximum(rms, 1e-12), 1.0)
+  gain = jnp.minimum(
+    NORMALIZED_RMS / jnp.maximum(rms, 1e-12), MAX_NORMALIZING_GAIN
+  )
   return {
     **batch,
     "mix": mix * gain,

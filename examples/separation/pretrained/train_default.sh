@@ -13,7 +13,7 @@
 #      pairs, then (warm restart of the learning rate) 9000 steps of batches
 #      that are half dynamic mixtures of two different tts2mix *training*
 #      voices and half synthetic mixtures of any two synthetic talkers,
-#      every mixture at the same RMS (configs.DATA_PRESETS); ~20 minutes on
+#      every mixture at the same RMS (configs.DATA_PRESETS); ~13 minutes on
 #      one core of a 2-core VM. Exported as pretrained/default. It replaced
 #      the L_MI model fine-tuned from synthetic_12k (`ft_blend50_any_9k` of
 #      `python -m examples.separation.recipes`), which scored less on the
@@ -38,6 +38,8 @@ if [ ! -f "$CHECK/voices.json" ]; then
   python -m examples.separation.tts2mix --root "$CHECK" --num-train 10 \
     --num-valid 4 --num-test 200 --seed 1 --jobs 2
 fi
+# A fresh run: checkpoints left by an earlier one would be exported instead.
+rm -rf results/pretrained/train_default
 python -m examples.separation.train --loss snr --seed 0 --data wsj0-2mix \
   --data-root "$ROOT" --num-test 40 --no-progress \
   --workdir results/pretrained/train_default

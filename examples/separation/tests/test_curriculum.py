@@ -174,6 +174,30 @@ def test_invalid_curriculum_names_the_field(overrides, message):
     configs.get_config("tiny", data="wsj0-2mix", data_root="r", **overrides)
 
 
+def test_distinct_talkers_follows_dynamic_mixing():
+  # The preset's distinct talkers go with its dynamic mixing...
+  plain = configs.get_config(
+    "tiny", data="wsj0-2mix", data_root="r", dynamic_mixing=False
+  )
+  assert not plain.distinct_talkers and plain.normalize_levels
+  # ... and asking for them without it is an error naming the field.
+  for overrides in (
+    dict(distinct_talkers=True),
+    dict(data="wsj0-2mix", data_root="r", dynamic_mixing=False)
+    | dict(distinct_talkers=True),
+  ):
+    with pytest.raises(ValueError, match="distinct_talkers=True needs"):
+      configs.get_config("tiny", **overrides)
+
+
+@pytest.mark.parametrize(
+  "field", ["dynamic_mixing", "distinct_talkers", "normalize_levels"]
+)
+def test_switches_must_be_booleans(field):
+  with pytest.raises(ValueError, match=f"{field}='no' must be True or False"):
+    configs.get_config("tiny", data="wsj0-2mix", data_root="r", **{field: "no"})
+
+
 def test_synthetic_data_has_no_synthetic_stage():
   with pytest.raises(ValueError, match="needs real data"):
     configs.get_config("tiny", synthetic_pretrain_steps=10)
@@ -192,6 +216,9 @@ def test_cli_flags():
   )
   assert not config.dynamic_mixing and config.synthetic_pretrain_steps == 0
   assert config.steps == 500 and config.synthetic_fraction == 0.0
+  # Distinct talkers go with dynamic mixing; level normalisation stays.
+  assert not config.distinct_talkers and config.normalize_levels
+  config = cli.config_from_args(parser.parse_args(base))
   assert config.distinct_talkers and config.normalize_levels
   config = cli.config_from_args(
     parser.parse_args([*base, "--no-distinct-talkers", "--no-normalize-levels"])

@@ -592,6 +592,8 @@ def test_talkers_from_name():
   assert data.talkers_from_name(name, "wsj0-2mix") == ("espeak-f2", "espeak-f5")
   name = "1089-134686-0000_121-121726-0000"
   assert data.talkers_from_name(name, "libri2mix") == ("1089", "121")
+  name = "01AA010B_0.97482_209A010P_-0.97482"
+  assert data.talkers_from_name(name, "wsj0-2mix") == ("01a", "209")
   for name, layout in (
     ("a", "wsj0-2mix"),
     ("x_y_z_w", "wsj0-2mix"),
@@ -637,6 +639,27 @@ def test_distinct_talkers_never_mixes_a_talker_with_itself(tmp_path):
   )
   with pytest.raises(ValueError, match="distinct_talkers needs dynamic"):
     data.make_dataset("wsj0-2mix", tmp_path, "test", distinct_talkers=True)
+
+
+def test_a_mixtures_csv_names_the_talkers(tmp_path):
+  # tts2mix's mixtures.csv: two voices of one talker (festival-slt and
+  # flite-slt) are the same talker, whatever the names say.
+  freqs = {"aaa": 400.0, "bbb": 1000.0, "ccc": 2200.0}
+  pairs = [("aaa", "bbb"), ("ccc", "aaa")]
+  _talker_tree(tmp_path, pairs, freqs)
+  names = sorted(
+    p.stem for p in (tmp_path / "wav8k" / "min" / "tt" / "mix").iterdir()
+  )
+  with (tmp_path / "mixtures.csv").open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["split", "name", "s1_talker", "s2_talker"])
+    writer.writerow(["tt", names[0], "slt", "kal"])
+  utterances = data.list_wsj0_2mix(tmp_path, "test")
+  assert [u.talkers for u in utterances] == [("slt", "kal"), ("ccc", "aaa")]
+  # A mixtures.csv without talker columns is ignored.
+  (tmp_path / "mixtures.csv").write_text("name,other\nx,y\n")
+  utterances = data.list_wsj0_2mix(tmp_path, "test")
+  assert [u.talkers for u in utterances] == pairs
 
 
 def test_distinct_talkers_falls_back_when_names_carry_no_talkers(tmp_path):

@@ -41,13 +41,18 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
     {"a": 6.0, "b": -2.0},
     loss="snr",
     seed=1,
+    dynamic_mixing=True,
     distinct_talkers=True,
     normalize_levels=True,
     speed_perturbation=0.0,
+    synthetic_fraction=0.5,
     machine="CPU X",
   )
-  # Recorded before the settings existed: their old defaults.
-  old = _run(tmp_path / "old", {"a": 4.0, "b": 0.0}, loss="mi")
+  # Recorded before the settings existed: their old defaults (and distinct
+  # talkers mean nothing without dynamic mixing).
+  old = _run(
+    tmp_path / "old", {"a": 4.0, "b": 0.0}, loss="mi", distinct_talkers=True
+  )
   out = tmp_path / "table.md"
   argv = [new, old, "--tts-root", str(tts), "--out", str(out)]
   assert runs_table.main(argv) == 0
@@ -55,11 +60,11 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
   rows = [line.split(" | ") for line in out.read_text().splitlines()[4:]]
   assert len(rows) == 2
   assert rows[0][1:] == [
-    "snr", "1", "yes", "yes", "0", "10", "12", "CPU X", "2", "+2.00",
+    "snr", "1", "yes", "yes", "0", "0.5", "10", "12", "CPU X", "2", "+2.00",
     "+6.00", "-2.00", "- |",
   ]  # fmt: skip
-  assert rows[1][1:6] == ["mi", "0", "no", "no", "0"]
-  assert rows[1][8:] == ["-", "2", "+2.00", "+4.00", "+0.00", "- |"]
+  assert rows[1][1:7] == ["mi", "0", "no", "no", "0", "0"]
+  assert rows[1][9:] == ["-", "2", "+2.00", "+4.00", "+0.00", "- |"]
 
 
 def test_bad_runs_are_one_line_errors(tmp_path, capsys):
