@@ -40,18 +40,8 @@ def _fmt(x: float | None) -> str:
   return "-" if x is None else f"{x:.2f}"
 
 
-def _machines(results: pathlib.Path) -> str:
-  """The machine(s) that ran the evaluations, from their summary.json."""
-  found: dict[str, list[str]] = {}
-  for model in MODELS:
-    for folder in TEST_SETS:
-      path = results / model / folder / "summary.json"
-      if path.is_file():
-        machine = json.loads(path.read_text()).get("machine")
-        machine = machine or cli.machine_description()
-        found.setdefault(machine, [])
-        if model not in found[machine]:
-          found[machine].append(model)
+def _machines(found: dict[str, list[str]]) -> str:
+  """The machine(s) that ran the evaluations: ``{machine: [model, ...]}``."""
   if len(found) <= 1:
     return next(iter(found), cli.machine_description())
   return "; ".join(
@@ -62,31 +52,23 @@ def _machines(results: pathlib.Path) -> str:
 def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
   """The summary table of every evaluation found under ``results``."""
   kinds = {name: recipes.pair_kinds(root) for name, root in roots.items()}
-  lines = [
-    "`bash examples/separation/pretrained/train_default.sh TTS_ROOT "
-    "CHECK_ROOT` -- the shipped models evaluated with `python -m "
-    "examples.separation.evaluate`; TTS: the held-out test voices (never "
-    "in training) of the 300/20/40 tts2mix build (seed 0, which chose the "
-    "recipe) and of a seed-1 build of 200 new test mixtures (the check); "
-    f"machine: {_machines(results)}.",
-    "",
-    "| model | test set | processing | utterances | SI-SDRi (dB) | "
-    "mixed-sex | F+F | M+M | median | 10th pct | SDRi (dB) | STOI | "
-    "PESQ (nb) |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-  ]
+  rows = []
+  machines: dict[str, list[str]] = {}
   for model, model_name in MODELS.items():
     for folder, (test_set, how, build) in TEST_SETS.items():
       path = results / model / folder
       if not (path / "summary.json").is_file():
         continue
       s = json.loads((path / "summary.json").read_text())
+      machine = s.get("machine") or cli.machine_description()
+      if model not in machines.setdefault(machine, []):
+        machines[machine].append(model)
       by_kind = dict.fromkeys(recipes.PAIR_KINDS)
       if build is not None:
         b = recipes.breakdown(path / "per_utterance.csv", kinds[build])
         by_kind = {k: b[k] for k in by_kind}
       db = recipes.format_db
-      lines.append(
+      rows.append(
         f"| {model_name} | {test_set} | {how} | {s['num_utterances']} | "
         f"{db(s.get('si_sdri_db'))} | "
         + " | ".join(db(by_kind[k]) for k in recipes.PAIR_KINDS)
@@ -94,6 +76,20 @@ def markdown(results: pathlib.Path, roots: dict[str, pathlib.Path]) -> str:
         f"{db(s.get('si_sdri_db_p10'))} | {db(s.get('sdri_db'))} | "
         f"{_fmt(s.get('stoi'))} | {_fmt(s.get('pesq'))} |"
       )
+  lines = [
+    "`bash examples/separation/pretrained/train_default.sh TTS_ROOT "
+    "CHECK_ROOT` -- the shipped models evaluated with `python -m "
+    "examples.separation.evaluate`; TTS: the held-out test voices (never "
+    "in training) of the 300/20/40 tts2mix build (seed 0, which chose the "
+    "recipe) and of a seed-1 build of 200 new test mixtures (the check); "
+    f"machine: {_machines(machines)}.",
+    "",
+    "| model | test set | processing | utterances | SI-SDRi (dB) | "
+    "mixed-sex | F+F | M+M | median | 10th pct | SDRi (dB) | STOI | "
+    "PESQ (nb) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    *rows,
+  ]
   return "\n".join(lines) + "\n"
 
 

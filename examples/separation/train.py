@@ -145,9 +145,8 @@ def make_dataset(config: configs.Config, split: str):
     synthetic=synthetic,
     dynamic_mixing=config.dynamic_mixing and config.data != "synthetic",
     speed_perturbation=config.speed_perturbation,
-    distinct_talkers=config.distinct_talkers
-    and config.dynamic_mixing
-    and config.data != "synthetic",
+    # (validate: only with dynamic mixing of real data)
+    distinct_talkers=config.distinct_talkers,
     renderer=config.synthetic_renderer,
   )
 
