@@ -366,6 +366,9 @@ def main(argv=None) -> int:
   except train.TrainingError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except train.WorkdirError as e:
+    print(f"error: --workdir: {e}", file=sys.stderr)
+    return 2
   except KeyboardInterrupt:
     print(
       "interrupted; rerun with --resume to continue from the last checkpoint",

@@ -232,16 +232,26 @@ def main(argv=None) -> int:
 
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
+  try:
+    # Every finished run is checked before anything trains: one trained with
+    # other settings is not reused.
+    finished = {
+      (loss, name): train.read_finished(config, workdir / loss / name)
+      for loss, runs in plan.items()
+      for name, config in runs.items()
+    }
+  except train.WorkdirError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   summary: dict = {}
   first = next(iter(next(iter(plan.values())).values()))
   for loss, runs in plan.items():
     summary[loss] = {}
     for name, config in runs.items():
       run_dir = workdir / loss / name
-      results_path = run_dir / "results.json"
-      if results_path.exists():
-        results = json.loads(results_path.read_text())
-        print(f"{loss}/{name}: finished earlier, read {results_path}")
+      results = finished[loss, name]
+      if results is not None:
+        print(f"{loss}/{name}: finished earlier, read {run_dir}/results.json")
       else:
         print(
           f"{loss}/{name}: training {config.preset} ({config.steps} "
@@ -251,7 +261,7 @@ def main(argv=None) -> int:
           # An interrupted run continues from its last checkpoint (its
           # train seconds then count this invocation only).
           results = train.train_and_evaluate(config, str(run_dir), resume=True)
-        except train.TrainingError as e:
+        except (train.TrainingError, train.WorkdirError) as e:
           print(f"error: {e}", file=sys.stderr)
           return 1
       summary[loss][name] = {

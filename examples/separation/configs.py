@@ -28,6 +28,7 @@ Presets:
 """
 
 import dataclasses
+import json
 
 LOSSES = ("mi", "dc", "wkm", "chimera", "snr")
 CLIPS = ("autoclip", "none", "fixed")
@@ -347,6 +348,56 @@ def without_data_preset(preset: str, loss: str = Config.loss) -> dict:
     key: getattr(base, key)
     for key in DATA_PRESETS.get(preset, {}).get("files", {})
   }
+
+
+# Config fields that do not change a run's trained weights or its test
+# result: a finished run may be reused, or an interrupted one resumed, when
+# they differ (``data_root`` is where the corpus lies, which may move).
+RESULT_NEUTRAL_FIELDS = (
+  "data_root",
+  "progress",
+  "log_every",
+  "num_wav_examples",
+  "checkpoint",
+  "checkpoint_every",
+  "prefetch",
+  "data_workers",
+)
+# ... and those that change the evaluation only, not the trained weights: an
+# interrupted run may be resumed with other values.
+TRAINING_NEUTRAL_FIELDS = RESULT_NEUTRAL_FIELDS + (
+  "eval_every",
+  "num_val_examples",
+  "num_test_examples",
+  "max_eval_examples",
+)
+
+
+def config_mismatch(
+  config: Config,
+  recorded: dict,
+  ignore: tuple[str, ...] = RESULT_NEUTRAL_FIELDS,
+) -> list[str]:
+  """The fields in which a recorded configuration differs from ``config``.
+
+  Args:
+    config: the configuration asked for.
+    recorded: a run's recorded configuration, as JSON (its ``results.json``
+      or ``config.json``; keys that are not :class:`Config` fields are
+      ignored). A field missing from it (added to :class:`Config` after the
+      run) counts as its default.
+    ignore: fields whose difference does not count.
+
+  Returns:
+    ``["hidden=64 (now 128)", ...]``, empty when they match.
+  """
+  wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+  defaults = json.loads(json.dumps(dataclasses.asdict(Config())))
+  return [
+    f"{k}={recorded.get(k, defaults[k])!r} (now {v!r})"
+    for k, v in wanted.items()
+    if k not in ignore and recorded.get(k, defaults[k]) != v
+  ]
 
 
 def _check(ok: bool, message: str):

@@ -60,6 +60,7 @@ import time
 from collections.abc import Sequence
 
 from examples.separation import cli
+from examples.separation import configs
 
 RUNS = (("autoclip_p10", 10.0), ("no_clipping_p100", 100.0))
 LABELS = {
@@ -98,18 +99,6 @@ SMOKE_STEPS, SMOKE_EVERY, SMOKE_HIDDEN = 8, 2, 8
 SMOKE_OVERRIDES = dict(chunk_frames=16, num_test_examples=1, num_val_examples=1)
 
 RECORDS_FILE, RESULT_FILE = "records.jsonl", "result.json"
-# Config fields that may differ between a finished run and the study asking
-# for it: they do not change the result (as in ``sweep.py``).
-_IGNORED_FIELDS = (
-  "data_root",
-  "progress",
-  "log_every",
-  "num_wav_examples",
-  "checkpoint",
-  "checkpoint_every",
-  "prefetch",
-  "data_workers",
-)
 
 
 class DynamicsError(ValueError):
@@ -393,7 +382,6 @@ def base_config(
   overrides: dict | None = None,
 ):
   """The runs' shared config (p aside); ``ValueError`` names a bad argument."""
-  from examples.separation import configs  # pylint: disable=import-outside-toplevel
 
   if every < 1:
     raise ValueError(f"--every must be >= 1, got {every}")
@@ -424,8 +412,9 @@ def base_config(
 def _settings(config, every: int) -> dict:
   """What a finished run must match: its config (as JSON) and ``every``."""
   settings = json.loads(json.dumps(dataclasses.asdict(config)))
+  neutral = configs.RESULT_NEUTRAL_FIELDS
   return {
-    **{k: v for k, v in settings.items() if k not in _IGNORED_FIELDS},
+    **{k: v for k, v in settings.items() if k not in neutral},
     "every": every,
   }
 

@@ -259,17 +259,26 @@ def main(argv: Sequence[str] | None = None) -> int:
   from examples.separation import evaluate
   from examples.separation import train
 
+  try:
+    # Every finished run is checked before anything trains.
+    finished = {
+      name: train.read_finished(config, workdir / name)
+      for name, config in plan.items()
+    }
+  except train.WorkdirError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   for name, config in plan.items():
     run_dir = workdir / name
-    results_path = run_dir / "results.json"
-    if results_path.exists():
-      results = json.loads(results_path.read_text())
-      print(f"{name}: finished earlier, read {results_path}")
+    results = finished[name]
+    if results is not None:
+      print(f"{name}: finished earlier, read {run_dir / 'results.json'}")
     else:
       print(f"{name}: training ({config.steps} steps) in {run_dir}")
       try:
-        results = train.train_and_evaluate(config, str(run_dir))
-      except train.TrainingError as e:
+        # An interrupted run continues from its last checkpoint.
+        results = train.train_and_evaluate(config, str(run_dir), resume=True)
+      except (train.TrainingError, train.WorkdirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     eval_dir = run_dir / "eval_tts_tt"

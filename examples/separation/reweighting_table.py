@@ -123,15 +123,18 @@ def train_runs(
   for alpha in alphas:
     directory = run_dir(workdir, alpha)
     path = directory / "results.json"
-    if path.exists():
+    config = run_config(alpha, **kwargs)
+    # A finished run trained with other settings raises train.WorkdirError.
+    if train.read_finished(config, directory) is not None:
       print(
         f"alpha={alpha:.4g}: reusing {path} (delete it to retrain)", flush=True
       )
     else:
       print(f"alpha={alpha:.4g}: training in {directory}", flush=True)
-      config = run_config(alpha, **kwargs)
       devices = num_devices or math.gcd(config.batch_size, jax.device_count())
-      train.train_and_evaluate(config, str(directory), num_devices=devices)
+      train.train_and_evaluate(
+        config, str(directory), num_devices=devices, resume=True
+      )
     results[alpha] = json.loads(path.read_text())
   return results
 
@@ -218,15 +221,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
     parser.error(str(e))
-  results = train_runs(
-    workdir,
-    alphas,
-    num_devices=args.num_devices,
-    loss=args.loss,
-    quick=args.quick,
-    steps=args.steps,
-    seed=args.seed,
-  )
+  try:
+    results = train_runs(
+      workdir,
+      alphas,
+      num_devices=args.num_devices,
+      loss=args.loss,
+      quick=args.quick,
+      steps=args.steps,
+      seed=args.seed,
+    )
+  except (train.TrainingError, train.WorkdirError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   title = (
     f"# Test SI-SDRi (dB) per robust-reweighting alpha\n\n"
     f"loss={args.loss}, steps={results[alphas[0]]['steps']}, "

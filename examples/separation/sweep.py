@@ -144,19 +144,6 @@ SMOKE_STEPS = 2
 SMOKE_OVERRIDES = dict(
   QUICK_OVERRIDES, hidden=8, chunk_frames=16, num_test_examples=1
 )
-# Config fields that may differ between a finished run and the sweep asking
-# for it (they do not change the result; ``data_root`` is where the corpus
-# lies, which may move between sessions).
-_IGNORED_FIELDS = (
-  "data_root",
-  "progress",
-  "log_every",
-  "num_wav_examples",
-  "checkpoint",
-  "checkpoint_every",
-  "prefetch",
-  "data_workers",
-)
 _SPEC_FILE = "sweep_spec.json"
 _CLAIMS_DIR = "claims"
 
@@ -539,19 +526,6 @@ def write_outputs(
 # ----------------------------------------------------------------------------
 
 
-def _config_mismatch(config: configs.Config, results: dict) -> list[str]:
-  """The fields in which a finished run's results differ from ``config``."""
-  wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-  # A field added to Config after the run was trained, at its default, is no
-  # difference.
-  defaults = json.loads(json.dumps(dataclasses.asdict(configs.Config())))
-  return [
-    f"{k}={results.get(k)!r} (sweep: {v!r})"
-    for k, v in wanted.items()
-    if k not in _IGNORED_FIELDS and results.get(k, defaults[k]) != v
-  ]
-
-
 @contextlib.contextmanager
 def compilation_cache(directory: pathlib.Path):
   """Persistent compilation cache in ``directory`` for the duration.
@@ -587,7 +561,10 @@ def _train_one(config: configs.Config, run_dir: pathlib.Path) -> dict:
 
   start = time.time()
   try:
-    results = train.train_and_evaluate(config, str(run_dir))
+    # An interrupted run continues from its last checkpoint.
+    results = train.train_and_evaluate(config, str(run_dir), resume=True)
+  except train.WorkdirError as e:
+    raise SweepError(str(e)) from None
   except train.TrainingError as e:
     # A diverged run is a result too (the paper's point): record it.
     results = {
@@ -614,7 +591,7 @@ def _read_finished(config: configs.Config, workdir: pathlib.Path):
     results = json.loads(path.read_text())
   except ValueError:  # A torn write: train it again.
     return None
-  mismatch = _config_mismatch(config, results)
+  mismatch = configs.config_mismatch(config, results)
   if mismatch:
     raise SweepError(
       f"{path.parent} was trained with another configuration: "

@@ -18,6 +18,9 @@ It writes to ``workdir``:
 * ``metrics.jsonl``: one JSON object per logged step (``step``, ``loss``,
   ``grad_norm``, ``threshold``, ``clipped``, ``clip_fraction``, ``lr_scale``,
   and ``val_si_sdri_db`` on validation steps);
+* ``config.json``: the configuration, written when the run starts: a run
+  resumes (``--resume``) only with the settings it was started with, and a
+  run without ``--resume`` does not start in a workdir that has checkpoints;
 * ``results.json``: the configuration and the test SI-SDR / SI-SDRi;
 * ``checkpoints/``: orbax checkpoints (``--resume`` continues from the last);
 * ``examples/``: a few separated test utterances as wav files.
@@ -68,6 +71,88 @@ HEADS = {
 
 class TrainingError(RuntimeError):
   """A run that cannot continue (e.g. a non-finite loss)."""
+
+
+class WorkdirError(ValueError):
+  """A workdir that holds another run (other settings, or not resumed)."""
+
+
+# The configuration a workdir's run was started with (written when it starts,
+# so that an interrupted run can be checked before it is resumed).
+CONFIG_FILE = "config.json"
+
+
+def _write_json_atomic(path: pathlib.Path, value: Any) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+  tmp.replace(path)
+
+
+def _recorded_config(workdir: pathlib.Path) -> dict | None:
+  """The configuration recorded in ``workdir``, or None (none, or torn)."""
+  for name in (CONFIG_FILE, "results.json"):
+    path = workdir / name
+    if path.exists():
+      try:
+        return json.loads(path.read_text(encoding="utf-8"))
+      except ValueError:
+        continue
+  return None
+
+
+def read_finished(config: configs.Config, workdir) -> dict | None:
+  """A finished run's ``results.json`` in ``workdir``, or None.
+
+  For callers that reuse finished runs (``compare``, ``recipes``): a run
+  trained with other settings is not silently taken for this one.
+
+  Raises:
+    WorkdirError: the finished run's configuration differs from ``config``
+      in a field that changes the result
+      (:data:`configs.RESULT_NEUTRAL_FIELDS` may differ).
+  """
+  path = pathlib.Path(workdir) / "results.json"
+  if not path.exists():
+    return None
+  try:
+    results = json.loads(path.read_text(encoding="utf-8"))
+  except ValueError:  # A torn write: not finished.
+    return None
+  mismatch = configs.config_mismatch(config, results)
+  if mismatch:
+    raise WorkdirError(
+      f"{path.parent} holds a finished run with other settings: "
+      f"{', '.join(mismatch[:4])}; use another workdir or delete it"
+    )
+  return results
+
+
+def _check_workdir(
+  config: configs.Config, workdir: pathlib.Path, latest: int | None, resume
+) -> None:
+  """Raises WorkdirError if ``workdir``'s checkpoints are not this run's."""
+  if latest is None:
+    return
+  if not resume:
+    raise WorkdirError(
+      f"{workdir} holds checkpoints of an earlier run (step {latest}): "
+      "resume it (--resume), or train in another workdir (or delete "
+      f"{workdir / 'checkpoints'}) to start over"
+    )
+  recorded = _recorded_config(workdir)
+  if recorded is None:  # A workdir from before config.json was written.
+    return
+  # ``steps`` may change: a run can be extended (or ended earlier); with a
+  # decaying learning rate the schedule then follows the new length.
+  mismatch = configs.config_mismatch(
+    config, recorded, ignore=(*configs.TRAINING_NEUTRAL_FIELDS, "steps")
+  )
+  if mismatch:
+    raise WorkdirError(
+      f"cannot resume {workdir} (step {latest}): it was trained with other "
+      f"settings: {', '.join(mismatch[:4])}; resume it with its own "
+      "settings, or train in another workdir"
+    )
 
 
 TrainState = train_state.TrainState
@@ -514,6 +599,17 @@ def train_and_evaluate(
     step_callback: optional ``fn(step, logs)`` called with each step's logs
       (host arrays) once the loop has read them: in step order, but up to one
       step late (see the loop).
+
+  Raises:
+    ValueError: an invalid ``config``, or a batch the devices cannot share.
+    WorkdirError: ``workdir`` holds checkpoints of another run: of any run
+      when ``resume`` is false (start over in another workdir), or of one
+      whose ``config.json`` differs from ``config`` in a field that changes
+      the trained weights (:data:`configs.TRAINING_NEUTRAL_FIELDS` may
+      differ, and ``steps``, to extend a run). Checked before any data is
+      read.
+    TrainingError: a non-finite loss.
+    data.DatasetError: unreadable or invalid training data.
   """
   configs.validate(config)
   workdir_path = pathlib.Path(workdir)
@@ -525,6 +621,33 @@ def train_and_evaluate(
       f"devices ({mesh.size}); change --batch-size or set "
       "CUDA_VISIBLE_DEVICES / XLA_FLAGS"
     )
+  ckpt_dir = (workdir_path / "checkpoints").absolute()
+  manager = ocp.CheckpointManager(
+    ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+  )
+  try:
+    # Before any data is read: the workdir must hold this run or none.
+    _check_workdir(config, workdir_path, manager.latest_step(), resume)
+    _write_json_atomic(
+      workdir_path / CONFIG_FILE,
+      json.loads(json.dumps(dataclasses.asdict(config))),
+    )
+    return _train_and_evaluate(
+      config, workdir_path, manager, mesh, resume, step_callback
+    )
+  finally:
+    # Also on an interruption: the checkpoint being written is completed.
+    manager.close()
+
+
+def _train_and_evaluate(
+  config: configs.Config,
+  workdir_path: pathlib.Path,
+  manager: ocp.CheckpointManager,
+  mesh: Mesh,
+  resume: bool,
+  step_callback: Callable | None,
+) -> dict:
   train_ds = make_dataset(config, "train")
   # The validation set is read (or generated) once, not at every evaluation.
   val_ds = CachedExamples(make_dataset(config, "validation"))
@@ -533,10 +656,6 @@ def train_and_evaluate(
   replicated = NamedSharding(mesh, P())
   state = create_train_state(config, jax.random.key(config.seed))
   state = jax.device_put(state, replicated)
-  ckpt_dir = (workdir_path / "checkpoints").absolute()
-  manager = ocp.CheckpointManager(
-    ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-  )
   metrics_path = workdir_path / "metrics.jsonl"
   start = 0
   if resume and manager.latest_step() is not None:
@@ -660,7 +779,6 @@ def train_and_evaluate(
       elif after_step(done, logs):
         break
   manager.wait_until_finished()
-  manager.close()
   if bar is not None:
     bar.close()
   train_seconds = time.time() - t0
@@ -698,7 +816,7 @@ def train_and_evaluate(
     "test_si_sdri_per_utterance_db": test_summary["si_sdri_per_utterance_db"],
     "num_test_utterances": test_summary["num_utterances"],
   }
-  (workdir_path / "results.json").write_text(json.dumps(results, indent=2))
+  _write_json_atomic(workdir_path / "results.json", results)
   return results
 
 

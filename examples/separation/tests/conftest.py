@@ -79,3 +79,25 @@ def tiny_separator(tiny_model):
   from examples.separation import separator  # pylint: disable=import-outside-toplevel
 
   return separator.load_separator(tiny_model.exported)
+
+
+@pytest.fixture
+def interrupted_run():
+  """``train(config, workdir, at_step)``: a run stopped as Ctrl-C stops it.
+
+  ``train_and_evaluate`` with a step callback that raises
+  ``KeyboardInterrupt`` when the loop reads step ``at_step``'s logs (after
+  the step before it, and any checkpoint of that step, were taken).
+  """
+  from examples.separation import train  # pylint: disable=import-outside-toplevel
+
+  def run(config, workdir, at_step: int) -> None:
+    def callback(step, logs):
+      del logs
+      if step == at_step:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+      train.train_and_evaluate(config, str(workdir), step_callback=callback)
+
+  return run

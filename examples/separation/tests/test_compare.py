@@ -65,6 +65,15 @@ def test_compare_trains_both_runs_and_reuses_them(
   assert "finished earlier" in capsys.readouterr().out
   assert done.stat().st_mtime_ns == mtime
 
+  # Not when a finished run was trained with other settings: refused before
+  # anything trains.
+  other = [*args]
+  other[other.index("--batch-size") + 1] = "16"
+  assert compare.main(other) == 1
+  err = capsys.readouterr().err
+  assert "batch_size=8 (now 16)" in err and str(workdir / "mi") in err
+  assert done.stat().st_mtime_ns == mtime
+
 
 @pytest.mark.parametrize(
   "args, culprit",

@@ -226,16 +226,16 @@ def test_cli_flags():
   assert not config.distinct_talkers and not config.normalize_levels
 
 
-def test_run_across_the_switch_resumes_bit_identically(tmp_path):
+def test_run_across_the_switch_resumes_bit_identically(
+  tmp_path, interrupted_run
+):
   root = _tree(tmp_path / "tree")
   config = _micro(root, synthetic_pretrain_steps=2)
   straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
-  # Interrupted after step 3 (a checkpoint, one step past the switch), then
-  # resumed to the end.
+  # Interrupted after the checkpoint of step 3 (one step past the switch),
+  # then resumed to the end.
   interrupted = tmp_path / "interrupted"
-  train.train_and_evaluate(
-    dataclasses.replace(config, steps=3, eval_every=3), str(interrupted)
-  )
+  interrupted_run(config, interrupted, at_step=4)
   resumed = train.train_and_evaluate(config, str(interrupted), resume=True)
   assert resumed["steps_done"] == 6
   assert resumed["test_si_sdri_db"] == straight["test_si_sdri_db"]

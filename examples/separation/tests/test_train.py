@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from examples.separation import cli
 from examples.separation import configs
 from examples.separation import inference
 from examples.separation import metrics
@@ -154,21 +156,19 @@ def test_train_and_evaluate_writes_outputs(tmp_path):
   assert len(wavs) == 5 and any("estimate" in w for w in wavs)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+def test_resume_equals_uninterrupted_run(tmp_path, interrupted_run):
   config = micro_config(steps=6, checkpoint_every=3, eval_every=6)
   straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
   interrupted = tmp_path / "interrupted"
-  train.train_and_evaluate(
-    dataclasses.replace(config, steps=3), str(interrupted)
-  )
+  # Stopped during step 5: resumed from the checkpoint of step 3.
+  interrupted_run(config, interrupted, at_step=4)
   resumed = train.train_and_evaluate(config, str(interrupted), resume=True)
   assert resumed["steps_done"] == straight["steps_done"] == 6
   assert resumed["test_si_sdri_db"] == straight["test_si_sdri_db"]
   assert resumed["final_threshold"] == straight["final_threshold"]
 
   def training_logs(path):
-    # The interrupted run also validated at its last step (3); compare the
-    # training quantities.
+    # The training quantities (validation steps add validation keys).
     keys = ("step", "loss", "grad_norm", "threshold", "clipped")
     return [
       {k: json.loads(x)[k] for k in keys}
@@ -330,3 +330,60 @@ def test_kmeans_masks_separate_clustered_embeddings():
   m = np.asarray(masks)[0]
   agree = np.mean(m[0] == (labels[0] == 0))
   assert agree in (0.0, 1.0)
+
+
+def test_a_fresh_run_does_not_start_in_a_workdir_with_checkpoints(
+  tmp_path, capsys
+):
+  train.train_and_evaluate(micro_config(), str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
+  saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+  # Orbax would keep the earlier run's later checkpoints, and a resume would
+  # continue that run: refused, before any data is read.
+  with pytest.raises(train.WorkdirError, match="step 4.*--resume"):
+    train.train_and_evaluate(micro_config(seed=1), str(tmp_path))
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == saved
+  assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
+  # The command line says so in one line.
+  assert cli.main(["--steps", "4", "--workdir", str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1].startswith("error: --workdir") and "--resume" in err[-1]
+
+
+def test_resume_refuses_other_settings_but_not_other_evaluation(
+  tmp_path, interrupted_run
+):
+  config = micro_config(steps=6, checkpoint_every=3, eval_every=6)
+  interrupted_run(config, tmp_path, at_step=4)
+  recorded = json.loads((tmp_path / "config.json").read_text())
+  assert recorded == json.loads(json.dumps(dataclasses.asdict(config)))
+  for change, culprit in (
+    (dict(hidden=8), "hidden=16 (now 8)"),
+    (dict(loss="snr"), "loss='mi' (now 'snr')"),
+    (dict(normalize_levels=True), "normalize_levels=False (now True)"),
+  ):
+    with pytest.raises(train.WorkdirError, match=re.escape(culprit)):
+      train.train_and_evaluate(
+        dataclasses.replace(config, **change), str(tmp_path), resume=True
+      )
+  # Evaluation settings may change, and so may the length (to extend a run).
+  results = train.train_and_evaluate(
+    dataclasses.replace(config, num_test_examples=3, eval_every=2, steps=7),
+    str(tmp_path),
+    resume=True,
+  )
+  assert results["steps_done"] == 7 and results["num_test_utterances"] == 3
+
+
+def test_config_mismatch_reads_fields_added_later_as_their_default():
+  config = configs.get_config("tiny")
+  recorded = json.loads(json.dumps(dataclasses.asdict(config)))
+  assert configs.config_mismatch(config, recorded) == []
+  del recorded["normalize_levels"]  # A run from before the field existed.
+  recorded["steps_done"] = 3000  # Not a config field.
+  assert configs.config_mismatch(config, recorded) == []
+  recorded["hidden"], recorded["progress"] = 128, False
+  assert configs.config_mismatch(config, recorded) == ["hidden=128 (now 64)"]
+  assert configs.config_mismatch(config, recorded, ignore=("hidden",)) == [
+    "progress=False (now True)"
+  ]
