@@ -24,11 +24,17 @@ of ``--small-steps``):
   are reported on their own.
 
 Run it with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` to measure both
-with one XLA thread per op (the header records ``XLA_FLAGS``): on a 2-core
-CPU the step then leaves a core to the batch producer.
+with one XLA thread per op (the header records ``XLA_FLAGS``). Even then the
+step does not leave a core to the batch producer on a 2-core CPU: XLA runs
+independent parts of the step side by side (the tiny step pinned to one
+core took 23-30 ms against 17-21 ms on two, and 1.3-1.6x as long with a
+busy-looping process on the other core; 2026-12-07, AMD EPYC), so whatever
+CPU a batch costs is taken from the step.
 
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
-bookkeeping; the target is <= 1.10. The tiny preset is measured with one worker
+bookkeeping, the median over rounds of each round's loop time over the bare
+time measured just before it; the target is <= 1.10. The tiny preset is
+measured with one worker
 process (``data_workers=1``) and with the default background thread (``0``),
 and on synthetic data also with the other synthetic renderer (``numpy``
 against the preset's ``xla``, in the background thread); the small preset
@@ -38,7 +44,9 @@ meets) and what a later one costs, in steps of the bare loop, to show that
 evaluation does not dominate.
 
 ``files`` data is a wsj0-2mix-style tree of synthetic utterances written to a
-temporary directory (4 s each), read back by the wav loader.
+temporary directory (4 s each), read back by the wav loader through the
+default audio cache (``Config.audio_cache_mb``: every file decoded once) and,
+for the A/B, without it (every chunk read from disk).
 """
 
 from __future__ import annotations
@@ -192,10 +200,10 @@ def main(argv=None) -> int:
     f"(prefetch depth {configs.Config.prefetch}), bare = jitted step on a "
     "device batch.",
     "",
-    "| preset | data | synthetic renderer | data workers | bare ms/step | "
-    "loop ms/step | loop / bare | first validation (in bare steps) | "
-    "later validation |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| preset | data | synthetic renderer | audio cache | data workers | "
+    "bare ms/step | loop ms/step | loop / bare | first validation (in bare "
+    "steps) | later validation |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
   with tempfile.TemporaryDirectory() as tmp:
@@ -205,14 +213,18 @@ def main(argv=None) -> int:
     for preset in presets:
       default = configs.get_config(preset).synthetic_renderer
       rows = []
+      cache = configs.Config.audio_cache_mb
       for source in sources:
         for workers in (1, 0) if preset == "tiny" else (1,):
-          rows.append((source, workers, default))
+          rows.append((source, workers, default, cache))
         if preset == "tiny" and source == "synthetic":
           # The same loop with the other renderer, for the A/B.
           other = "numpy" if default == "xla" else "xla"
-          rows.append((source, 0, other))
-      for source, workers, renderer in rows:
+          rows.append((source, 0, other, cache))
+        if preset == "tiny" and source == "files":
+          # Every chunk read from disk, for the A/B.
+          rows.append((source, 0, default, 0))
+      for source, workers, renderer, cache in rows:
         if source == "synthetic":
           extra = {"synthetic_renderer": renderer}
         else:
@@ -222,6 +234,7 @@ def main(argv=None) -> int:
             **configs.without_data_preset(preset),
             "data": "wsj0-2mix",
             "data_root": str(tree),
+            "audio_cache_mb": cache,
           }
           extra.pop("steps", None)
         steps, rounds = (
@@ -253,10 +266,17 @@ def main(argv=None) -> int:
           val.append(first)
           val2.append(later)
         b, l, v, v2 = (statistics.median(x) for x in (bare, loop, val, val2))
+        # Each round's loop against the bare step measured just before it:
+        # the machine's slow spells then cancel out of the ratio.
+        ratio = statistics.median(
+          x / y for x, y in zip(loop, bare, strict=True)
+        )
         shown = renderer if source == "synthetic" else "-"
+        cached = f"{cache} MB" if source == "files" else "-"
         line = (
-          f"| {preset} | {source} | {shown} | {workers} | {b * 1e3:.1f} | "
-          f"{l * 1e3:.1f} | {l / b:.2f}x | {v / b:.0f} | {v2 / b:.0f} |"
+          f"| {preset} | {source} | {shown} | {cached} | {workers} | "
+          f"{b * 1e3:.1f} | "
+          f"{l * 1e3:.1f} | {ratio:.2f}x | {v / b:.0f} | {v2 / b:.0f} |"
         )
         lines.append(line)
         print(line, flush=True)

@@ -63,8 +63,14 @@ SOURCES = {
   "train_loop_one_thread": (
     "benchmarks/results/train_loop_cpu_one_thread.md",
     "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python "
-    "benchmarks/train_loop.py --presets tiny"
+    "benchmarks/train_loop.py --presets tiny --rounds 5"
     " --out benchmarks/results/train_loop_cpu_one_thread.md",
+  ),
+  "loop_breakdown": (
+    "benchmarks/results/loop_breakdown_cpu.md",
+    "XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python "
+    "benchmarks/loop_breakdown.py"
+    " --out benchmarks/results/loop_breakdown_cpu.md",
   ),
   "synthetic_render": (
     "benchmarks/results/synthetic_render_cpu.md",

@@ -142,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     "background thread of the training process)",
   )
   add(
+    "--audio-cache-mb",
+    type=int,
+    default=None,
+    metavar="MB",
+    help="real data: keep up to MB megabytes of decoded training audio in "
+    "memory, per process that prepares batches (default "
+    f"{configs.Config.audio_cache_mb}; 0: read every chunk from disk)",
+  )
+  add(
     "--init-from",
     default=None,
     metavar="MODEL_DIR",
@@ -228,6 +237,7 @@ def config_from_args(args: argparse.Namespace) -> configs.Config:
     "learning_rate": args.learning_rate,
     "eval_every": args.eval_every,
     "data_workers": args.data_workers,
+    "audio_cache_mb": args.audio_cache_mb,
     "synthetic_fraction": args.synthetic_fraction,
     "synthetic_pretrain_steps": args.synthetic_pretrain_steps,
     "speed_perturbation": args.speed_perturbation,

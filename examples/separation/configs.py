@@ -152,6 +152,12 @@ class Config:
   # competes for CPU wherever it runs. A worker may pay off where the
   # machine has cores to spare (unmeasured here).
   data_workers: int = 0
+  # Real data: decoded training audio kept in memory, at most this many MB
+  # per process that prepares batches (data.AudioCache: whole files, read
+  # once; the samples are the same as read from disk). Opening and seeking
+  # a wav file for each chunk cost ~3.4 ms of CPU per tiny-preset batch;
+  # 0.8 ms with the cache (benchmarks/loop_breakdown.py).
+  audio_cache_mb: int = 512
   # Logging, evaluation and checkpoints.
   log_every: int = 10
   eval_every: int = 200
@@ -362,6 +368,7 @@ RESULT_NEUTRAL_FIELDS = (
   "checkpoint_every",
   "prefetch",
   "data_workers",
+  "audio_cache_mb",
 )
 # ... and those that change the evaluation only, not the trained weights: an
 # interrupted run may be resumed with other values.
@@ -467,10 +474,12 @@ def validate(config: Config) -> None:
     not c.distinct_talkers or (c.dynamic_mixing and c.data != "synthetic"),
     "distinct_talkers=True needs dynamic_mixing of real data",
   )
-  _check(
-    isinstance(c.data_workers, int) and c.data_workers >= 0,
-    f"data_workers={c.data_workers!r} must be a non-negative integer",
-  )
+  for name in ("data_workers", "audio_cache_mb"):
+    value = getattr(c, name)
+    _check(
+      isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+      f"{name}={value!r} must be a non-negative integer",
+    )
   _check(
     c.init_from is None or (isinstance(c.init_from, str) and c.init_from),
     f"init_from={c.init_from!r} must be a model directory path or None",

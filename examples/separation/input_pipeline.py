@@ -17,7 +17,9 @@ doing that holds the interpreter lock often enough to delay the loop's own
 Python (dispatch, logging). :class:`ProcessLoader` runs ``load`` in separate
 worker processes instead: a background thread sends a step and waits (without
 the lock) for the batch, so only unpickling a few hundred kilobytes and the
-device transfer remain in the training process.
+device transfer remain in the training process. (On a 2-core CPU neither
+helps much: the jitted step keeps both cores busy, so the CPU a batch takes
+is what slows it, wherever it runs; ``benchmarks/loop_breakdown.py``.)
 
 Example::
 

@@ -3,8 +3,9 @@
 ``python -m examples.separation.runs_table RUN_DIR [RUN_DIR ...] --tts-root
 ROOT [--out FILE.md]`` reads each run's ``results.json`` and
 ``test_per_utterance.csv`` (as ``python -m examples.separation.train`` writes
-them) and prints one row per run: its loss, seed, the data settings that
-tell the runs apart, steps, training seconds, the machine, and its test
+them) and prints one row per run: its loss, seed, network (BLSTM layers x
+units per direction), the data settings that tell the runs apart, steps,
+training seconds, the machine, and its test
 SI-SDRi overall and by the talkers' sexes (mixed-sex pairs can be told apart
 by register, same-sex pairs cannot; the sexes come from the build's
 ``mixtures.csv``). Runs recorded before a setting existed show its old
@@ -19,6 +20,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from examples.separation import configs
 from examples.separation import recipes
 
 # Config field -> (column, value in runs recorded before the field existed).
@@ -55,7 +57,7 @@ def read_run(run_dir: pathlib.Path, kinds: dict[str, str]) -> dict:
 
 def markdown(rows: list[dict], command: str, tts_root: str) -> str:
   """The table, with a header naming the command and the test set."""
-  head = ["run", "loss", "seed"] + [c for c, _ in SETTINGS.values()]
+  head = ["run", "loss", "seed", "BLSTM"] + [c for c, _ in SETTINGS.values()]
   head += ["steps", "train s", "machine", "test utterances", "SI-SDRi (dB)"]
   head += ["mixed-sex", "F+F", "M+M"]
   lines = [
@@ -69,7 +71,9 @@ def markdown(rows: list[dict], command: str, tts_root: str) -> str:
   db = recipes.format_db
   for row in rows:
     r, s = row["results"], row["scores"]
-    cells = [row["run"], r["loss"], str(r["seed"])]
+    layers = r.get("num_layers", configs.Config.num_layers)
+    units = r.get("hidden", configs.Config.hidden)
+    cells = [row["run"], r["loss"], str(r["seed"]), f"{layers} x {units}"]
     values = {field: r.get(field, old) for field, (_, old) in SETTINGS.items()}
     # Both refine dynamic mixing, and mean nothing without it.
     for field in ("distinct_talkers", "speed_perturbation"):

@@ -233,6 +233,8 @@ def make_dataset(config: configs.Config, split: str):
     # (validate: only with dynamic mixing of real data)
     distinct_talkers=config.distinct_talkers,
     renderer=config.synthetic_renderer,
+    # The training stream rereads its files; evaluation sets are read once.
+    audio_cache_bytes=config.audio_cache_mb * 2**20 if split == "train" else 0,
   )
 
   def synthetic_training(synthetic_config):

@@ -1,6 +1,8 @@
 """Tests of the synthetic mixtures and the wsj0-2mix / Libri2Mix loaders."""
 
 import csv
+import functools
+import pickle
 import time
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 import scipy.signal
 import soundfile as sf
 
+from examples.separation import configs
 from examples.separation import data
 from examples.separation import metrics
 
@@ -749,3 +752,63 @@ def test_batch_cache_serves_the_generated_batches():
   assert fresh(0, 0)["mix"].flags.writeable  # Off again: nothing kept.
   with pytest.raises(ValueError, match="max_bytes"):
     data.cache_training_batches(-1)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+@pytest.mark.parametrize(
+  "kwargs",
+  [
+    {},
+    dict(dynamic_mixing=True),
+    dict(dynamic_mixing=True, speed_perturbation=0.1),
+  ],
+)
+def test_audio_cache_reads_the_same_samples(tmp_path, subtype, kwargs):
+  for i, (name, n) in enumerate(_LENGTHS.items()):
+    for j, folder in enumerate(("mix", "s1", "s2")):
+      path = tmp_path / "wav8k" / "min" / "tr" / folder / f"{name}.wav"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      audio = np.random.default_rng(10 * i + j).uniform(-0.5, 0.5, n)
+      sf.write(str(path), audio, 8000, subtype=subtype)
+  make = functools.partial(
+    data.make_dataset,
+    "wsj0-2mix",
+    tmp_path,
+    "train",
+    seed=3,
+    chunk_samples=SMALL_CHUNK,
+    **kwargs,
+  )
+  disk = make()
+  assert disk.audio_cache is None
+  total = 4 * sum(_LENGTHS.values())  # float32 bytes of one folder
+  # All files fit; and a budget that holds only some of them (the rest are
+  # read from disk each time).
+  for budget in (10 * total, total):
+    cached = make(audio_cache_bytes=budget)
+    for step in range(6):
+      a, b = disk.batch_at(step, 4), cached.batch_at(step, 4)
+      for key in ("mix", "sources"):
+        np.testing.assert_array_equal(a[key], b[key])
+    cache = cached.audio_cache
+    assert 0 < cache.used_bytes <= budget
+    # Every file the batches read (dynamic mixing reads sources only) is
+    # kept when the budget allows.
+    read = 6 if kwargs else 9
+    assert len(cache) == read if budget > total else len(cache) < read
+    for audio in cache._audio.values():  # pylint: disable=protected-access
+      assert not audio.flags.writeable
+  # A worker process gets the budget, not the contents.
+  clone = pickle.loads(pickle.dumps(cached))
+  assert clone.audio_cache.max_bytes == total and len(clone.audio_cache) == 0
+  np.testing.assert_array_equal(
+    clone.batch_at(7, 4)["mix"], disk.batch_at(7, 4)["mix"]
+  )
+
+
+def test_audio_cache_budget_is_validated(tmp_path):
+  _wsj_tree(tmp_path)
+  with pytest.raises(ValueError, match="audio_cache_bytes"):
+    data.make_dataset("wsj0-2mix", tmp_path, "test", audio_cache_bytes=-1)
+  with pytest.raises(ValueError, match="audio_cache_mb"):
+    configs.get_config("tiny", audio_cache_mb=-5)

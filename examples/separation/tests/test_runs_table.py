@@ -47,6 +47,7 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
     speed_perturbation=0.0,
     synthetic_fraction=0.5,
     machine="CPU X",
+    hidden=128,
   )
   # Recorded before the settings existed: their old defaults (and distinct
   # talkers mean nothing without dynamic mixing).
@@ -60,11 +61,11 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
   rows = [line.split(" | ") for line in out.read_text().splitlines()[4:]]
   assert len(rows) == 2
   assert rows[0][1:] == [
-    "snr", "1", "yes", "yes", "0", "0.5", "10", "12", "CPU X", "2", "+2.00",
-    "+6.00", "-2.00", "- |",
+    "snr", "1", "2 x 128", "yes", "yes", "0", "0.5", "10", "12", "CPU X",
+    "2", "+2.00", "+6.00", "-2.00", "- |",
   ]  # fmt: skip
-  assert rows[1][1:7] == ["mi", "0", "no", "no", "0", "0"]
-  assert rows[1][9:] == ["-", "2", "+2.00", "+4.00", "+0.00", "- |"]
+  assert rows[1][1:8] == ["mi", "0", "2 x 64", "no", "no", "0", "0"]
+  assert rows[1][10:] == ["-", "2", "+2.00", "+4.00", "+0.00", "- |"]
 
 
 def test_bad_runs_are_one_line_errors(tmp_path, capsys):
