@@ -25,11 +25,10 @@ of ``--small-steps``):
 
 Run it with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` to measure both
 with one XLA thread per op (the header records ``XLA_FLAGS``). Even then the
-step does not leave a core to the batch producer on a 2-core CPU: XLA runs
-independent parts of the step side by side (the tiny step pinned to one
-core took 23-30 ms against 17-21 ms on two, and 1.3-1.6x as long with a
-busy-looping process on the other core; 2026-12-07, AMD EPYC), so whatever
-CPU a batch costs is taken from the step.
+step does not leave a core to the batch producer on a 2-core CPU: a process
+that busy-loops on the other core slows the bare step ~1.4x
+(``benchmarks/loop_breakdown.py``), so whatever CPU a batch costs is taken
+from the step.
 
 The ratio ``loop / bare`` is the overhead of the input pipeline and the loop's
 bookkeeping, the median over rounds of each round's loop time over the bare
@@ -260,7 +259,9 @@ def main(argv=None) -> int:
           per_step, first, later = loop_seconds_per_step(
             config,
             steps,
-            os.path.join(tmp, f"{preset}_{source}_{workers}_{r}"),
+            os.path.join(
+              tmp, f"{preset}_{source}_{renderer}_{cache}_{workers}_{r}"
+            ),
           )
           loop.append(per_step)
           val.append(first)

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     type=int,
     default=None,
     metavar="MB",
-    help="real data: keep up to MB megabytes of decoded training audio in "
+    help="real data: keep up to MB MiB of decoded training audio in "
     "memory, per process that prepares batches (default "
     f"{configs.Config.audio_cache_mb}; 0: read every chunk from disk)",
   )

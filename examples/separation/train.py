@@ -136,17 +136,22 @@ def _check_workdir(
   if not resume:
     raise WorkdirError(
       f"{workdir} holds checkpoints of an earlier run (step {latest}): "
-      "resume it (--resume), or train in another workdir (or delete "
-      f"{workdir / 'checkpoints'}) to start over"
+      "resume it (--resume), or train in another workdir (or delete this "
+      "one) to start over"
+    )
+  if config.steps < latest:
+    raise WorkdirError(
+      f"cannot resume {workdir} at step {latest} with steps={config.steps}: "
+      "the run is already longer"
     )
   recorded = _recorded_config(workdir)
   if recorded is None:  # A workdir from before config.json was written.
     return
-  # ``steps`` may change: a run can be extended (or ended earlier); with a
-  # decaying learning rate the schedule then follows the new length.
-  mismatch = configs.config_mismatch(
-    config, recorded, ignore=(*configs.TRAINING_NEUTRAL_FIELDS, "steps")
-  )
+  # ``steps`` may change (a run extended) only where nothing depends on the
+  # run's length: no learning-rate decay, no curriculum reweighting.
+  extendable = config.lr_decay == "none" and config.reweight != "curriculum"
+  ignore = configs.TRAINING_NEUTRAL_FIELDS + (("steps",) if extendable else ())
+  mismatch = configs.config_mismatch(config, recorded, ignore=ignore)
   if mismatch:
     raise WorkdirError(
       f"cannot resume {workdir} (step {latest}): it was trained with other "
@@ -608,8 +613,8 @@ def train_and_evaluate(
       when ``resume`` is false (start over in another workdir), or of one
       whose ``config.json`` differs from ``config`` in a field that changes
       the trained weights (:data:`configs.TRAINING_NEUTRAL_FIELDS` may
-      differ, and ``steps``, to extend a run). Checked before any data is
-      read.
+      differ, and ``steps``, to extend a run whose schedule does not depend
+      on its length). Checked before any data is read.
     TrainingError: a non-finite loss.
     data.DatasetError: unreadable or invalid training data.
   """
@@ -629,17 +634,29 @@ def train_and_evaluate(
   )
   try:
     # Before any data is read: the workdir must hold this run or none.
-    _check_workdir(config, workdir_path, manager.latest_step(), resume)
+    latest = manager.latest_step()
+    _check_workdir(config, workdir_path, latest, resume)
+    if latest is None:
+      # A new run: nothing of an earlier one (without checkpoints) stays.
+      for name in ("results.json", "test_per_utterance.csv"):
+        (workdir_path / name).unlink(missing_ok=True)
     _write_json_atomic(
       workdir_path / CONFIG_FILE,
       json.loads(json.dumps(dataclasses.asdict(config))),
     )
-    return _train_and_evaluate(
+    results = _train_and_evaluate(
       config, workdir_path, manager, mesh, resume, step_callback
     )
-  finally:
-    # Also on an interruption: the checkpoint being written is completed.
-    manager.close()
+  except BaseException:
+    # Also on an interruption: the checkpoint being written is completed,
+    # and a failure to close does not hide the error that got us here.
+    try:
+      manager.close()
+    except Exception:  # pylint: disable=broad-except
+      pass
+    raise
+  manager.close()
+  return results
 
 
 def _train_and_evaluate(
