@@ -51,20 +51,6 @@ from examples.separation import configs  # noqa: E402
 from examples.separation import train  # noqa: E402
 
 
-def _config(steps: int, **extra) -> configs.Config:
-  return configs.get_config(
-    "tiny",
-    steps=steps + 1,
-    progress=False,
-    checkpoint=False,
-    num_wav_examples=0,
-    num_test_examples=1,
-    max_eval_examples=8,
-    eval_every=max(train_loop.WARMUP_STEPS + 1, steps // 3),
-    **extra,
-  )
-
-
 def _paired(measure, reference, rounds: int) -> tuple[float, float, float]:
   """Medians of ``reference()``, ``measure()`` and their per-round ratio."""
   refs, values = [], []
@@ -76,7 +62,7 @@ def _paired(measure, reference, rounds: int) -> tuple[float, float, float]:
 
 
 def busy_core_rows(steps: int, rounds: int) -> list[str]:
-  config = _config(steps)
+  config = train_loop.loop_config("tiny", steps)
   core = max(os.sched_getaffinity(0))
 
   def with_busy_loop() -> float:
@@ -104,7 +90,7 @@ def busy_core_rows(steps: int, rounds: int) -> list[str]:
 
 
 def loop_rows(steps: int, rounds: int, workdir: pathlib.Path) -> list[str]:
-  config = _config(steps, synthetic_renderer="xla")
+  config = train_loop.loop_config("tiny", steps, synthetic_renderer="xla")
   dataset = train.make_dataset(config, "train")
   host_batch = train.train_batch(dataset, config, 0)
   device_batch = train.shard_batch(host_batch, train.make_mesh())
@@ -146,12 +132,7 @@ def loop_rows(steps: int, rounds: int, workdir: pathlib.Path) -> list[str]:
 
 def batch_cost_rows(tree: pathlib.Path, batches: int = 100) -> list[str]:
   mesh = train.make_mesh()
-  files = {
-    **configs.without_data_preset("tiny"),
-    "data": "wsj0-2mix",
-    "data_root": str(tree),
-  }
-  files.pop("steps", None)
+  files = train_loop.file_data("tiny", tree)
   cases = {
     "synthetic, xla renderer": {"synthetic_renderer": "xla"},
     "synthetic, numpy renderer": {"synthetic_renderer": "numpy"},

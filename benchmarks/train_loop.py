@@ -105,6 +105,40 @@ def write_file_tree(
         )
 
 
+def file_data(preset: str, root: pathlib.Path) -> dict:
+  """Overrides that read the stored mixtures of the tree at ``root``.
+
+  Not the tiny preset's file-data curriculum, which starts on synthetic
+  batches: the preset's file-data refinements are undone (its steps too).
+  """
+  extra = {
+    **configs.without_data_preset(preset),
+    "data": "wsj0-2mix",
+    "data_root": str(root),
+  }
+  extra.pop("steps", None)
+  return extra
+
+
+def loop_config(preset: str, steps: int, **extra) -> configs.Config:
+  """``preset`` for a measurement of ``steps`` steps (after the warm-up).
+
+  One step more (the last one's logs are read); no progress bar,
+  checkpoints or wav examples; two validations of at most 8 examples.
+  """
+  return configs.get_config(
+    preset,
+    steps=steps + 1,
+    progress=False,
+    checkpoint=False,
+    num_wav_examples=0,
+    num_test_examples=1,
+    max_eval_examples=8,
+    eval_every=max(WARMUP_STEPS + 1, steps // 3),
+    **extra,
+  )
+
+
 def bare_seconds_per_step(config: configs.Config, steps: int) -> float:
   """Median-free timing of ``steps`` bare jitted steps (after warm-up)."""
   mesh = train.make_mesh()
@@ -227,32 +261,13 @@ def main(argv=None) -> int:
         if source == "synthetic":
           extra = {"synthetic_renderer": renderer}
         else:
-          # The stored mixtures read from wav files (not the tiny preset's
-          # file-data curriculum, which starts on synthetic batches).
-          extra = {
-            **configs.without_data_preset(preset),
-            "data": "wsj0-2mix",
-            "data_root": str(tree),
-            "audio_cache_mb": cache,
-          }
-          extra.pop("steps", None)
+          extra = {**file_data(preset, tree), "audio_cache_mb": cache}
         steps, rounds = (
           (args.small_steps, args.small_rounds)
           if preset != "tiny"
           else (args.steps, args.rounds)
         )
-        config = configs.get_config(
-          preset,
-          steps=steps + 1,
-          progress=False,
-          checkpoint=False,
-          num_wav_examples=0,
-          num_test_examples=1,
-          max_eval_examples=8,
-          eval_every=max(WARMUP_STEPS + 1, steps // 3),
-          data_workers=workers,
-          **extra,
-        )
+        config = loop_config(preset, steps, data_workers=workers, **extra)
         bare, loop, val, val2 = [], [], [], []
         for r in range(rounds):
           bare.append(bare_seconds_per_step(config, steps))

@@ -82,21 +82,20 @@ class WorkdirError(ValueError):
 CONFIG_FILE = "config.json"
 
 
-def _write_json_atomic(path: pathlib.Path, value: Any) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
-  tmp.replace(path)
+def _read_json(path: pathlib.Path) -> dict | None:
+  """``path``'s JSON object, or None if it is missing or torn."""
+  try:
+    return json.loads(path.read_text(encoding="utf-8"))
+  except (FileNotFoundError, ValueError):
+    return None
 
 
 def _recorded_config(workdir: pathlib.Path) -> dict | None:
   """The configuration recorded in ``workdir``, or None (none, or torn)."""
   for name in (CONFIG_FILE, "results.json"):
-    path = workdir / name
-    if path.exists():
-      try:
-        return json.loads(path.read_text(encoding="utf-8"))
-      except ValueError:
-        continue
+    recorded = _read_json(workdir / name)
+    if recorded is not None:
+      return recorded
   return None
 
 
@@ -111,17 +110,13 @@ def read_finished(config: configs.Config, workdir) -> dict | None:
       in a field that changes the result
       (:data:`configs.RESULT_NEUTRAL_FIELDS` may differ).
   """
-  path = pathlib.Path(workdir) / "results.json"
-  if not path.exists():
-    return None
-  try:
-    results = json.loads(path.read_text(encoding="utf-8"))
-  except ValueError:  # A torn write: not finished.
+  results = _read_json(pathlib.Path(workdir) / "results.json")
+  if results is None:  # None there, or a torn write: not finished.
     return None
   mismatch = configs.config_mismatch(config, results)
   if mismatch:
     raise WorkdirError(
-      f"{path.parent} holds a finished run with other settings: "
+      f"{workdir} holds a finished run with other settings: "
       f"{', '.join(mismatch[:4])}; use another workdir or delete it"
     )
   return results
@@ -640,9 +635,8 @@ def train_and_evaluate(
       # A new run: nothing of an earlier one (without checkpoints) stays.
       for name in ("results.json", "test_per_utterance.csv"):
         (workdir_path / name).unlink(missing_ok=True)
-    _write_json_atomic(
-      workdir_path / CONFIG_FILE,
-      json.loads(json.dumps(dataclasses.asdict(config))),
+    evaluation.write_json(
+      dataclasses.asdict(config), workdir_path / CONFIG_FILE
     )
     results = _train_and_evaluate(
       config, workdir_path, manager, mesh, resume, step_callback
@@ -835,7 +829,7 @@ def _train_and_evaluate(
     "test_si_sdri_per_utterance_db": test_summary["si_sdri_per_utterance_db"],
     "num_test_utterances": test_summary["num_utterances"],
   }
-  _write_json_atomic(workdir_path / "results.json", results)
+  evaluation.write_json(results, workdir_path / "results.json")
   return results
 
 

@@ -1,23 +1,15 @@
 """The shipped models' summary table: per-kind means and argument errors."""
 
-import csv
 import json
 
 import pytest
 
 from examples.separation import pretrained_summary
-
-
-def _write_csv(path, fields, rows):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
+from examples.separation.tests.csv_files import write_csv
 
 
 def _tts_root(path, names_and_sexes):
-  _write_csv(
+  write_csv(
     path / "mixtures.csv",
     ("split", "name", "s1_sex", "s2_sex"),
     [
@@ -29,7 +21,7 @@ def _tts_root(path, names_and_sexes):
 
 
 def _evaluation(path, values, summary):
-  _write_csv(
+  write_csv(
     path / "per_utterance.csv",
     ("name", "si_sdri_db"),
     [{"name": n, "si_sdri_db": v} for n, v in values.items()],

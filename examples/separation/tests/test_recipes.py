@@ -1,19 +1,12 @@
 """The recipes study: argument errors, pair kinds and the per-kind means."""
 
-import csv
 import pathlib
 
 import pytest
 
 from examples.separation import configs
 from examples.separation import recipes
-
-
-def _write_csv(path, fields, rows):
-  with path.open("w", encoding="utf-8", newline="") as f:
-    writer = csv.DictWriter(f, fields)
-    writer.writeheader()
-    writer.writerows(rows)
+from examples.separation.tests.csv_files import write_csv
 
 
 def test_every_recipe_is_a_valid_tiny_mi_config(tmp_path):
@@ -33,7 +26,7 @@ def test_every_recipe_is_a_valid_tiny_mi_config(tmp_path):
 
 
 def test_breakdown_by_the_talkers_sexes(tmp_path):
-  _write_csv(
+  write_csv(
     tmp_path / "mixtures.csv",
     ("split", "name", "s1_sex", "s2_sex"),
     [
@@ -45,7 +38,7 @@ def test_breakdown_by_the_talkers_sexes(tmp_path):
   )
   kinds = recipes.pair_kinds(tmp_path)
   assert kinds == {"a": "FM", "b": "FF", "c": "FM"}
-  _write_csv(
+  write_csv(
     tmp_path / "per_utterance.csv",
     ("name", "si_sdri_db"),
     [

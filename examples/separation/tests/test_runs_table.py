@@ -1,21 +1,13 @@
 """The runs table: per-kind means, old runs' defaults and argument errors."""
 
-import csv
 import json
 
 from examples.separation import runs_table
-
-
-def _write_csv(path, fields, rows):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
+from examples.separation.tests.csv_files import write_csv
 
 
 def _run(path, values, **results):
-  _write_csv(
+  write_csv(
     path / "test_per_utterance.csv",
     ("name", "si_sdri_db"),
     [{"name": n, "si_sdri_db": v} for n, v in values.items()],
@@ -27,7 +19,7 @@ def _run(path, values, **results):
 
 def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
   tts = tmp_path / "tts"
-  _write_csv(
+  write_csv(
     tts / "mixtures.csv",
     ("split", "name", "s1_sex", "s2_sex"),
     [
@@ -70,7 +62,7 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
 
 def test_bad_runs_are_one_line_errors(tmp_path, capsys):
   tts = tmp_path / "tts"
-  _write_csv(
+  write_csv(
     tts / "mixtures.csv",
     ("split", "name", "s1_sex", "s2_sex"),
     [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
