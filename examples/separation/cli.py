@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
   add(
     "--resume",
     action="store_true",
-    help="continue from the latest checkpoint in --workdir",
+    help="continue from the latest checkpoint in --workdir, with the "
+    "settings its run recorded (config.json); flags given override them",
   )
   add("--no-progress", action="store_true", help="no progress bar")
   sched = parser.add_argument_group("learning-rate schedule")
@@ -210,85 +211,105 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def config_from_args(args: argparse.Namespace) -> configs.Config:
-  """Builds and validates the Config; raises ValueError naming the flag."""
-  overrides = {
-    "loss": args.loss,
-    "clip": args.clip,
-    "p": args.p,
-    "max_norm": args.max_norm,
-    "seed": args.seed,
-    "data": args.data,
-    "data_root": args.data_root,
-    "schedule": args.schedule,
-    "reweight": args.reweight,
-    "progress": not args.no_progress,
-    "environmental": args.environmental,
+# Config fields whose flag is not simply copied into the field: the preset
+# chooses the starting values.
+_NOT_FIELDS = ("preset",)
+
+
+def _field_values(args: argparse.Namespace) -> dict[str, dict]:
+  """For each flag (argparse dest), the Config fields it sets.
+
+  A flag left at ``None`` sets nothing (the preset's value stays).
+  """
+  fields = {f.name for f in dataclasses.fields(configs.Config)}
+  values = {
+    dest: {dest: value}
+    for dest, value in vars(args).items()
+    if dest in fields and dest not in _NOT_FIELDS and value is not None
   }
-  optional = {
-    "dynamic_mixing": args.dynamic_mixing,
-    "history_size": args.history_size,
-    "steps": args.steps,
-    "hidden": args.hidden,
-    "num_layers": args.num_layers,
-    "embedding_activation": args.embedding_activation,
-    "batch_size": args.batch_size,
-    "chunk_frames": args.chunk_frames,
-    "learning_rate": args.learning_rate,
-    "eval_every": args.eval_every,
-    "data_workers": args.data_workers,
-    "audio_cache_mb": args.audio_cache_mb,
-    "synthetic_fraction": args.synthetic_fraction,
-    "synthetic_pretrain_steps": args.synthetic_pretrain_steps,
-    "speed_perturbation": args.speed_perturbation,
-    "normalize_levels": args.normalize_levels,
-    "distinct_talkers": args.distinct_talkers,
-    "steps_per_epoch": args.steps_per_epoch,
-    "factor": args.factor,
-    "patience": args.patience,
-    "max_reductions": args.max_reductions,
-    "reductions_per_phase": args.reductions_per_phase,
-    "phases": args.phases,
-    "lr_min": args.lr_min,
-    "period": args.period,
-    "n_annealings": args.n_annealings,
-    "n_reduces": args.n_reduces,
-    "rocp_threshold": args.rocp_threshold,
-    "starting_phase": args.starting_phase,
-    "alpha": args.alpha,
-    "beta0": args.beta0,
-    "pairing": args.pairing,
-    "synthetic_renderer": args.synthetic_renderer,
-    "init_from": args.init_from,
-  }
-  overrides.update({k: v for k, v in optional.items() if v is not None})
+  values["no_progress"] = {"progress": not args.no_progress}
   if args.num_test is not None:
-    overrides["num_test_examples"] = args.num_test
-    overrides["max_eval_examples"] = args.num_test
+    values["num_test"] = {
+      "num_test_examples": args.num_test,
+      "max_eval_examples": args.num_test,
+    }
   if args.class_gammas is not None:
     try:
-      overrides["class_gammas"] = tuple(
-        float(g) for g in args.class_gammas.split(",")
-      )
+      values["class_gammas"] = {
+        "class_gammas": tuple(float(g) for g in args.class_gammas.split(","))
+      }
     except ValueError:
       raise ValueError(
         f"--class-gammas must be comma-separated numbers, got "
         f"{args.class_gammas!r}"
       ) from None
   if args.reweight == "class":
-    overrides["environmental"] = True
-  preset = args.preset
-  if preset not in configs.PRESETS:
-    raise ValueError(
-      f"--preset {preset!r} is not one of {tuple(configs.PRESETS)}"
-    )
-  config = configs.get_config(preset, **overrides)
+    values["reweight"]["environmental"] = True
+  return values
+
+
+def _fit_eval_to_steps(config: configs.Config) -> configs.Config:
   if config.steps < config.eval_every:
     config = dataclasses.replace(
       config,
       eval_every=config.steps,
       checkpoint_every=min(config.checkpoint_every, config.steps),
     )
+  return config
+
+
+def config_from_args(args: argparse.Namespace) -> configs.Config:
+  """Builds and validates the Config; raises ValueError naming the flag.
+
+  The ``--preset``'s values (with its refinements for the loss and the
+  data), then every flag given.
+  """
+  if args.preset not in configs.PRESETS:
+    raise ValueError(
+      f"--preset {args.preset!r} is not one of {tuple(configs.PRESETS)}"
+    )
+  overrides = {}
+  for fields in _field_values(args).values():
+    overrides.update(fields)
+  return _fit_eval_to_steps(configs.get_config(args.preset, **overrides))
+
+
+def given_flags(argv) -> set[str]:
+  """The argparse destinations of the flags written on the command line."""
+  probe = build_parser()
+  for action in probe._actions:  # pylint: disable=protected-access
+    action.default = argparse.SUPPRESS  # A flag not given sets nothing.
+  return set(vars(probe.parse_args(argv)))
+
+
+def resumed_config(
+  args: argparse.Namespace, given: set[str], recorded: dict
+) -> configs.Config:
+  """The config to resume a run with: its recorded one, then the flags given.
+
+  ``recorded`` is the run's recorded configuration
+  (:func:`configs.read_recorded`). A flag not written on the command line
+  keeps the run's value instead of taking today's default, so a run is
+  resumed with ``--resume --workdir W`` alone; a flag given that changes
+  the trained weights is refused later, when the workdir is checked.
+
+  Raises:
+    ValueError: a flag's value is invalid, or ``--preset`` names another
+      preset than the run's.
+  """
+  base = configs.from_recorded(recorded)
+  if "preset" in given and args.preset != base.preset:
+    raise ValueError(
+      f"--preset {args.preset!r}: the run in --workdir was started with "
+      f"preset {base.preset!r}; resume it without --preset, or train in "
+      "another workdir"
+    )
+  overrides = {}
+  for dest, fields in _field_values(args).items():
+    if dest in given or dest == "no_progress":  # The display: as asked now.
+      overrides.update(fields)
+  config = _fit_eval_to_steps(dataclasses.replace(base, **overrides))
+  configs.validate(config)
   return config
 
 
@@ -338,10 +359,14 @@ def check_workdir(path: str) -> pathlib.Path:
   return workdir
 
 
+# Config fields set by a flag of another name.
+_FLAGS = {"num_test_examples": "--num-test", "max_eval_examples": "--num-test"}
+
+
 def _flag_message(message: str) -> str:
   # Config errors name fields (``p=...``); show them as flags (``--p``).
   for field in dataclasses.fields(configs.Config):
-    flag = "--" + field.name.replace("_", "-")
+    flag = _FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
     if message.startswith(field.name + "="):
       return flag + " " + message[len(field.name) + 1 :]
   return message
@@ -351,7 +376,18 @@ def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   try:
-    config = config_from_args(args)
+    recorded = configs.read_recorded(args.workdir) if args.resume else None
+    if recorded is None:
+      config = config_from_args(args)
+    else:
+      given = given_flags(argv)
+      config = resumed_config(args, given, recorded)
+      changed = sorted(given - {"workdir", "resume", "no_progress"})
+      print(
+        f"resuming with the settings recorded in {args.workdir}"
+        + "".join(f", --{d.replace('_', '-')} as given" for d in changed),
+        file=sys.stderr,
+      )
     if config.data != "synthetic" and not os.path.isdir(config.data_root):
       raise ValueError(
         f"--data-root {config.data_root!r} does not exist or is not a directory"

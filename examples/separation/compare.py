@@ -185,6 +185,13 @@ def main(argv=None) -> int:
     help="every run's batch size (default: the preset's for each loss; it "
     "must be a multiple of the number of devices)",
   )
+  parser.add_argument(
+    "--num-test",
+    type=int,
+    default=None,
+    help="test utterances (synthetic: generated; real data: the first N; "
+    "default: the preset's)",
+  )
   parser.add_argument("--workdir", default="runs/compare")
   args = parser.parse_args(argv)
   try:
@@ -219,6 +226,14 @@ def main(argv=None) -> int:
             if args.batch_size is not None
             else {}
           ),
+          **(
+            {
+              "num_test_examples": args.num_test,
+              "max_eval_examples": args.num_test,
+            }
+            if args.num_test is not None
+            else {}
+          ),
         },
       )
       for loss in losses
@@ -233,13 +248,15 @@ def main(argv=None) -> int:
   from examples.separation import train  # pylint: disable=import-outside-toplevel
 
   try:
-    # Every finished run is checked before anything trains: one trained with
-    # other settings is not reused.
-    finished = {
-      (loss, name): train.read_finished(config, workdir / loss / name)
-      for loss, runs in plan.items()
-      for name, config in runs.items()
-    }
+    # Every run is checked before anything trains: a finished one trained
+    # with other settings is not reused, nor an interrupted one resumed.
+    finished = {}
+    for loss, runs in plan.items():
+      for name, config in runs.items():
+        run_dir = workdir / loss / name
+        finished[loss, name] = train.read_finished(config, run_dir)
+        if finished[loss, name] is None:
+          train.check_run_workdir(config, run_dir, resume=True)
   except train.WorkdirError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

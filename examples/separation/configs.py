@@ -29,6 +29,7 @@ Presets:
 
 import dataclasses
 import json
+import pathlib
 
 LOSSES = ("mi", "dc", "wkm", "chimera", "snr")
 CLIPS = ("autoclip", "none", "fixed")
@@ -405,6 +406,47 @@ def config_mismatch(
     for k, v in wanted.items()
     if k not in ignore and recorded.get(k, defaults[k]) != v
   ]
+
+
+# The configuration a training workdir's run was started with: written when
+# it starts (so an interrupted run can be checked, and resumed with its own
+# settings); a finished run's ``results.json`` records it too.
+CONFIG_FILE = "config.json"
+
+
+def read_recorded(workdir) -> dict | None:
+  """The configuration recorded in a training ``workdir``, as JSON, or None.
+
+  ``config.json``, else (a workdir from before it was written) the finished
+  run's ``results.json``; None when there is neither (or a torn one).
+  """
+  for name in (CONFIG_FILE, "results.json"):
+    try:
+      recorded = json.loads(
+        (pathlib.Path(workdir) / name).read_text(encoding="utf-8")
+      )
+    except (FileNotFoundError, ValueError):
+      continue
+    if isinstance(recorded, dict):
+      return recorded
+  return None
+
+
+def from_recorded(recorded: dict) -> Config:
+  """The :class:`Config` of a recorded run (see :func:`read_recorded`).
+
+  Keys that are not fields are ignored (``results.json`` also holds the
+  results); fields missing from it (added after the run) take their
+  defaults. The result is not validated.
+  """
+  fields = {}
+  for field in dataclasses.fields(Config):
+    if field.name in recorded:
+      value = recorded[field.name]
+      if isinstance(field.default, tuple) and isinstance(value, list):
+        value = tuple(value)
+      fields[field.name] = value
+  return Config(**fields)
 
 
 def _check(ok: bool, message: str):

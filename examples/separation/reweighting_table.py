@@ -119,13 +119,19 @@ def train_runs(
     num_devices: devices per run; default: as many as divide the batch.
     **kwargs: :func:`run_config` arguments (loss, quick, steps, seed).
   """
+  plan = {alpha: run_config(alpha, **kwargs) for alpha in alphas}
+  # Every run is checked before anything trains: a finished or interrupted
+  # run trained with other settings raises train.WorkdirError.
+  finished = {}
+  for alpha, config in plan.items():
+    finished[alpha] = train.read_finished(config, run_dir(workdir, alpha))
+    if finished[alpha] is None:
+      train.check_run_workdir(config, run_dir(workdir, alpha), resume=True)
   results = {}
-  for alpha in alphas:
+  for alpha, config in plan.items():
     directory = run_dir(workdir, alpha)
     path = directory / "results.json"
-    config = run_config(alpha, **kwargs)
-    # A finished run trained with other settings raises train.WorkdirError.
-    if train.read_finished(config, directory) is not None:
+    if finished[alpha] is not None:
       print(
         f"alpha={alpha:.4g}: reusing {path} (delete it to retrain)", flush=True
       )

@@ -77,9 +77,7 @@ class WorkdirError(ValueError):
   """A workdir that holds another run (other settings, or not resumed)."""
 
 
-# The configuration a workdir's run was started with (written when it starts,
-# so that an interrupted run can be checked before it is resumed).
-CONFIG_FILE = "config.json"
+CONFIG_FILE = configs.CONFIG_FILE
 
 
 def _read_json(path: pathlib.Path) -> dict | None:
@@ -88,15 +86,6 @@ def _read_json(path: pathlib.Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
   except (FileNotFoundError, ValueError):
     return None
-
-
-def _recorded_config(workdir: pathlib.Path) -> dict | None:
-  """The configuration recorded in ``workdir``, or None (none, or torn)."""
-  for name in (CONFIG_FILE, "results.json"):
-    recorded = _read_json(workdir / name)
-    if recorded is not None:
-      return recorded
-  return None
 
 
 def read_finished(config: configs.Config, workdir) -> dict | None:
@@ -139,7 +128,7 @@ def _check_workdir(
       f"cannot resume {workdir} at step {latest} with steps={config.steps}: "
       "the run is already longer"
     )
-  recorded = _recorded_config(workdir)
+  recorded = configs.read_recorded(workdir)
   if recorded is None:  # A workdir from before config.json was written.
     return
   # ``steps`` may change (a run extended) only where nothing depends on the
@@ -153,6 +142,34 @@ def _check_workdir(
       f"settings: {', '.join(mismatch[:4])}; resume it with its own "
       "settings, or train in another workdir"
     )
+
+
+def latest_checkpoint(workdir) -> int | None:
+  """The step of the latest checkpoint in a training ``workdir``, or None."""
+  ckpt_dir = (pathlib.Path(workdir) / "checkpoints").absolute()
+  if not ckpt_dir.is_dir():
+    return None
+  manager = ocp.CheckpointManager(
+    ckpt_dir, options=ocp.CheckpointManagerOptions(create=False)
+  )
+  try:
+    return manager.latest_step()
+  finally:
+    manager.close()
+
+
+def check_run_workdir(
+  config: configs.Config, workdir, resume: bool = False
+) -> None:
+  """Raises WorkdirError if ``train_and_evaluate`` would refuse ``workdir``.
+
+  The check :func:`train_and_evaluate` makes before it reads any data, for
+  callers that run several trainings (``compare``, ``recipes``) and check
+  every workdir before the first one trains. Reads no data and writes
+  nothing.
+  """
+  workdir = pathlib.Path(workdir)
+  _check_workdir(config, workdir, latest_checkpoint(workdir), resume)
 
 
 TrainState = train_state.TrainState

@@ -36,6 +36,7 @@ def _run(args, tmp_path):
     (["--clip", "fixed"], "--max-norm"),
     (["--clip", "sometimes"], "--clip"),
     (["--steps", "0"], "--steps"),
+    (["--num-test", "0"], "--num-test 0"),
     (["--data", "wsj0-2mix"], "--data-root"),
     (
       ["--data", "wsj0-2mix", "--data-root", "/nonexistent/wsj"],

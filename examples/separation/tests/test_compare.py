@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shutil
 
 import pytest
 
@@ -74,6 +75,18 @@ def test_compare_trains_both_runs_and_reuses_them(
   assert "batch_size=8 (now 16)" in err and str(workdir / "mi") in err
   assert done.stat().st_mtime_ns == mtime
 
+  # Nor an interrupted run (checkpoints, no results) recorded with other
+  # settings: refused before the first run trains, not when its turn comes.
+  shutil.rmtree(workdir / "mi" / "autoclip_p10")
+  done.unlink()
+  recorded = json.loads((done.parent / "config.json").read_text())
+  recorded["hidden"] = 16
+  (done.parent / "config.json").write_text(json.dumps(recorded))
+  assert compare.main(args) == 1
+  err = capsys.readouterr().err
+  assert "hidden=16 (now 8)" in err and str(done.parent) in err
+  assert not (workdir / "mi" / "autoclip_p10").exists()
+
 
 @pytest.mark.parametrize(
   "args, culprit",
@@ -85,6 +98,7 @@ def test_compare_trains_both_runs_and_reuses_them(
     (["--p", "120"], "--p"),
     (["--steps", "0"], "--steps"),
     (["--batch-size", "0"], "--batch-size"),
+    (["--num-test", "0"], "--num-test 0"),
   ],
 )
 def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):

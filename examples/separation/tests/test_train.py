@@ -391,3 +391,66 @@ def test_config_mismatch_reads_fields_added_later_as_their_default():
   assert configs.config_mismatch(config, recorded, ignore=("hidden",)) == [
     "progress=False (now True)"
   ]
+
+
+def test_recorded_config_round_trips():
+  config = configs.get_config("tiny", reweight="class", class_gammas=(1.0, 2.0))
+  recorded = json.loads(json.dumps(dataclasses.asdict(config)))
+  assert configs.from_recorded(recorded) == config
+  # A results.json also holds results; a field added later takes its default.
+  del recorded["audio_cache_mb"]
+  recorded["steps_done"] = 3000
+  assert configs.from_recorded(recorded) == config
+
+
+def test_resume_from_the_command_line_takes_the_recorded_settings(
+  tmp_path, interrupted_run, capsys
+):
+  # Settings that differ from the command line's defaults (tiny preset).
+  config = micro_config(steps=6, checkpoint_every=3, eval_every=6, seed=3)
+  interrupted_run(config, tmp_path, at_step=4)
+  capsys.readouterr()
+  # Nothing but --resume: the run goes on with its own settings.
+  assert (
+    cli.main(["--resume", "--workdir", str(tmp_path), "--no-progress"]) == 0
+  )
+  captured = capsys.readouterr()
+  assert f"resuming with the settings recorded in {tmp_path}" in captured.err
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert json.loads(captured.out)["steps_done"] == results["steps_done"] == 6
+  assert (results["seed"], results["hidden"], results["num_layers"]) == (
+    3,
+    16,
+    1,
+  )
+  assert results["num_test_utterances"] == 2
+
+
+def test_resume_from_the_command_line_applies_only_the_flags_given(
+  tmp_path, interrupted_run, capsys
+):
+  config = micro_config(steps=6, checkpoint_every=3, eval_every=6)
+  interrupted_run(config, tmp_path, at_step=4)
+  base = ["--resume", "--workdir", str(tmp_path), "--no-progress"]
+  assert cli.given_flags([*base, "--steps", "5", "--no-dynamic-mixing"]) == {
+    "resume",
+    "workdir",
+    "no_progress",
+    "steps",
+    "dynamic_mixing",
+  }
+  # A flag that changes the trained weights is refused, naming the field.
+  capsys.readouterr()
+  assert cli.main([*base, "--hidden", "8"]) == 2
+  err = capsys.readouterr().err
+  assert "--hidden as given" in err and "hidden=16 (now 8)" in err
+  # Another preset is refused before anything is built.
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main([*base, "--preset", "small"])
+  assert exit_info.value.code == 2
+  assert "--preset 'small'" in capsys.readouterr().err
+  # An evaluation setting may change.
+  assert cli.main([*base, "--num-test", "3"]) == 0
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["steps_done"] == 6 and results["num_test_utterances"] == 3
+  assert results["hidden"] == 16
