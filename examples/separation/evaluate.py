@@ -169,11 +169,13 @@ def make_dataset(
   seed: int | None,
   pairing: str | None,
 ):
-  """The evaluation dataset, built like training builds its own.
+  """The evaluation dataset.
 
+  Synthetic data is built like training builds its own:
   ``train.make_dataset`` on the model's configuration with the data fields
-  replaced, so that synthetic data has the model's source classes, seed and
-  pairing unless overridden.
+  replaced, so that it has the model's source classes, seed and pairing
+  unless overridden. A real split is read whole, or its first ``num``
+  utterances (not the model's ``num_test_examples``).
   """
   from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
   from examples.separation import train  # pylint: disable=import-outside-toplevel
@@ -189,8 +191,10 @@ def make_dataset(
       "num_test_examples" if split != "validation" else "num_val_examples"
     ] = num
   eval_config = dataclasses.replace(config, **overrides)
-  if split == "train":
-    # train.make_dataset has no size for the endless training stream.
+  if split == "train" or data != "synthetic":
+    # train.make_dataset has no size for the endless training stream, and
+    # scores only the first num_test_examples utterances of real data;
+    # here a real split is read whole unless --num says otherwise.
     return data_lib.make_dataset(
       data,
       data_root,

@@ -13,6 +13,7 @@ from examples.separation import data
 from examples.separation import evaluate
 from examples.separation import evaluation
 from examples.separation import metrics
+from examples.separation.tests import wsj_trees
 
 
 class _Dataset:
@@ -188,6 +189,27 @@ def test_evaluate_command_on_a_tiny_synthetic_split(
   assert float(rows[0]["si_sdri_db"]) == pytest.approx(
     training["test_si_sdri_db"], abs=0.05
   )
+
+
+def test_evaluate_reads_a_whole_real_split_unless_told(
+  tmp_path, tiny_model, capsys
+):
+  # The model was trained to score 1 test utterance; evaluate scores the
+  # whole split it is given (4 here), or the first --num.
+  root = tmp_path / "wsj"
+  wsj_trees.tiny_wsj_tree(root, names=("a", "b", "c", "d"))
+  base = ["--model", str(tiny_model.exported), "--data", "wsj0-2mix"]
+  base += ["--data-root", str(root), "--extra-metrics", "none", "--no-sdr"]
+  for num, expected in ((None, ["a", "b", "c", "d"]), (2, ["a", "b"])):
+    out = tmp_path / f"eval_{num}"
+    argv = [*base, "--workdir", str(out), "--num-wavs", "0"]
+    code, _, err = _run(argv + (["--num", str(num)] if num else []), capsys)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_utterances"] == summary["data"]["num_utterances"]
+    assert summary["num_utterances"] == len(expected)
+    with open(out / "per_utterance.csv", newline="") as f:
+      assert [r["name"] for r in csv.DictReader(f)] == expected
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from examples.separation import sweep
+from examples.separation.tests import wsj_trees
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -338,25 +339,10 @@ def test_workers_train_every_run_once(tmp_path):
   )
 
 
-def _tiny_wsj_tree(root):
-  """wav8k/min/{tr,cv,tt}/{mix,s1,s2}: three noise pairs per split."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import soundfile as sf  # pylint: disable=import-outside-toplevel
-
-  rng = np.random.default_rng(0)
-  for split in ("tr", "cv", "tt"):
-    for name in ("a", "b", "c"):
-      s1, s2 = rng.uniform(-0.3, 0.3, (2, 4000)).astype(np.float32)
-      for folder, audio in (("s1", s1), ("s2", s2), ("mix", s1 + s2)):
-        path = root / "wav8k" / "min" / split / folder / f"{name}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), audio, 8000, subtype="FLOAT")
-
-
 @pytest.mark.slow
 def test_sweep_on_a_wsj0_2mix_tree(tmp_path, capsys):
   root = tmp_path / "tts"
-  _tiny_wsj_tree(root)
+  wsj_trees.tiny_wsj_tree(root)
   workdir = tmp_path / "sweep"
   args = ["--smoke", "--no-progress", "--losses", "mi", "--ps", "10,100"]
   args += ["--data", "wsj0-2mix", "--data-root", str(root)]
@@ -396,7 +382,7 @@ def test_bad_data_gives_one_line(args, culprit, tmp_path, capsys):
 
 def test_tree_without_a_test_split_gives_one_line(tmp_path, capsys):
   root = tmp_path / "tts"
-  _tiny_wsj_tree(root)
+  wsj_trees.tiny_wsj_tree(root)
   import shutil  # pylint: disable=import-outside-toplevel
 
   shutil.rmtree(root / "wav8k" / "min" / "tt")
