@@ -1,9 +1,11 @@
 """A table of finished training runs scored on a tts2mix build's test voices.
 
 ``python -m examples.separation.runs_table RUN_DIR [RUN_DIR ...] --tts-root
-ROOT [--out FILE.md]`` reads each run's ``results.json`` and
+ROOT [--scores CSV] [--out FILE.md]`` reads each run's ``results.json`` and
 ``test_per_utterance.csv`` (as ``python -m examples.separation.train`` writes
-them) and prints one row per run: its loss, seed, network (BLSTM layers x
+them; ``--scores eval_check/per_utterance.csv``: the scores of an
+``evaluate`` workdir inside each run, e.g. on another build) and prints one
+row per run: its loss, seed, network (BLSTM layers x
 units per direction), the data settings that tell the runs apart, steps,
 training seconds, the machine, and its test
 SI-SDRi overall and by the talkers' sexes (mixed-sex pairs can be told apart
@@ -38,13 +40,21 @@ def _setting(value) -> str:
   return f"{value:g}"
 
 
-def read_run(run_dir: pathlib.Path, kinds: dict[str, str]) -> dict:
-  """One table row's values from a finished run directory."""
+SCORES = "test_per_utterance.csv"
+
+
+def read_run(
+  run_dir: pathlib.Path, kinds: dict[str, str], scores: str = SCORES
+) -> dict:
+  """One table row's values from a finished run directory.
+
+  ``scores``: the per-utterance CSV, relative to ``run_dir``.
+  """
   results_path = run_dir / "results.json"
-  csv_path = run_dir / "test_per_utterance.csv"
+  csv_path = run_dir / scores
   for path in (results_path, csv_path):
     if not path.is_file():
-      raise ValueError(f"{run_dir}: no {path.name} (not a finished run)")
+      raise ValueError(f"{run_dir}: no {path.relative_to(run_dir)}")
   results = json.loads(results_path.read_text())
   try:
     scores = recipes.breakdown(csv_path, kinds)
@@ -55,7 +65,9 @@ def read_run(run_dir: pathlib.Path, kinds: dict[str, str]) -> dict:
   return {"run": str(run_dir), "results": results, "scores": scores}
 
 
-def markdown(rows: list[dict], command: str, tts_root: str) -> str:
+def markdown(
+  rows: list[dict], command: str, tts_root: str, scores: str = SCORES
+) -> str:
   """The table, with a header naming the command and the test set."""
   head = ["run", "loss", "seed", "BLSTM"] + [c for c, _ in SETTINGS.values()]
   head += ["steps", "train s", "machine", "test utterances", "SI-SDRi (dB)"]
@@ -63,7 +75,8 @@ def markdown(rows: list[dict], command: str, tts_root: str) -> str:
   lines = [
     f"`{command}` -- each run trained by `python -m examples.separation.train"
     f"` (its results.json has the full config); test: the held-out voices "
-    f"of the tts2mix build in {tts_root}.",
+    f"of the tts2mix build in {tts_root}"
+    + ("." if scores == SCORES else f", scores from each run's {scores}."),
     "",
     "| " + " | ".join(head) + " |",
     "|" + "---|" * len(head),
@@ -99,18 +112,28 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   parser.add_argument("runs", nargs="+", help="finished training workdirs")
   parser.add_argument("--tts-root", required=True, help="the tts2mix build")
+  parser.add_argument(
+    "--scores",
+    default=SCORES,
+    metavar="CSV",
+    help="per-utterance scores, relative to each run directory (default: "
+    "training's test scores; e.g. EVAL/per_utterance.csv for an evaluate "
+    "workdir inside the run)",
+  )
   parser.add_argument("--out", default=None, help="also write it here")
   args = parser.parse_args(argv)
   try:
     kinds = recipes.pair_kinds(pathlib.Path(args.tts_root))
-    rows = [read_run(pathlib.Path(run), kinds) for run in args.runs]
+    rows = [
+      read_run(pathlib.Path(run), kinds, args.scores) for run in args.runs
+    ]
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   command = " ".join(
     ["python -m examples.separation.runs_table", *(argv or sys.argv[1:])]
   )
-  table = markdown(rows, command, args.tts_root)
+  table = markdown(rows, command, args.tts_root, args.scores)
   print(table, end="")
   if args.out:
     out = pathlib.Path(args.out)

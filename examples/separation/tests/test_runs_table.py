@@ -77,3 +77,31 @@ def test_bad_runs_are_one_line_errors(tmp_path, capsys):
   assert len(err) == 1 and "'zz'" in err[0] and "--tts-root" in err[0]
   assert runs_table.main([other, "--tts-root", str(tmp_path / "no")]) == 2
   assert "mixtures.csv" in capsys.readouterr().err
+
+
+def test_scores_of_an_evaluation_inside_each_run(tmp_path, capsys):
+  check = tmp_path / "check"
+  write_csv(
+    check / "mixtures.csv",
+    ("split", "name", "s1_sex", "s2_sex"),
+    [
+      {"split": "tt", "name": "x", "s1_sex": "M", "s2_sex": "M"},
+      {"split": "tt", "name": "y", "s1_sex": "F", "s2_sex": "M"},
+    ],
+  )
+  run = _run(tmp_path / "run", {"a": 9.0}, loss="dc")
+  scores = "eval_check/per_utterance.csv"
+  argv = [run, "--tts-root", str(check), "--scores", scores]
+  # Not evaluated there yet: one line naming the file.
+  assert runs_table.main(argv) == 2
+  assert scores in capsys.readouterr().err
+  write_csv(
+    tmp_path / "run" / scores,
+    ("name", "si_sdri_db"),
+    [{"name": "x", "si_sdri_db": 1.0}, {"name": "y", "si_sdri_db": 3.0}],
+  )
+  assert runs_table.main(argv) == 0
+  out = capsys.readouterr().out
+  assert f"scores from each run's {scores}" in out.splitlines()[0]
+  row = out.splitlines()[4].split(" | ")
+  assert row[1] == "dc" and row[11:] == ["2", "+2.00", "+3.00", "-", "+1.00 |"]
