@@ -147,11 +147,11 @@ class Config:
   prefetch: int = 2
   # Processes that prepare the training batches (0: the background threads
   # of the training process itself). On the 2-core CPU the worker process
-  # was slower than the thread (tiny preset, synthetic data: loop / bare
-  # step 1.42x vs 1.36x on an AMD EPYC VM, 1.65x vs 1.50x on an Intel Xeon
-  # one; benchmarks/train_loop.py): the step uses both cores, so generation
-  # competes for CPU wherever it runs. A worker may pay off where the
-  # machine has cores to spare (unmeasured here).
+  # was no faster than the thread (tiny preset, loop / bare step: synthetic
+  # data 1.28x vs 1.18x, files 1.01x vs 1.03x on an AMD EPYC VM;
+  # benchmarks/results/train_loop_cpu.md): the step uses both cores, so
+  # generation competes for CPU wherever it runs. A worker may pay off
+  # where the machine has cores to spare (unmeasured here).
   data_workers: int = 0
   # Real data: decoded training audio kept in memory, at most this many MB
   # per process that prepares batches (data.AudioCache: whole files, read
