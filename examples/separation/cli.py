@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     "--num-test",
     type=int,
     default=None,
-    help="test utterances (synthetic: generated; real data: first N)",
+    help="test utterances (synthetic: generated; real data: the first N of "
+    "the test split, and of the validation split too)",
   )
   add("--eval-every", type=int, default=None)
   add(
@@ -244,7 +245,9 @@ def _field_values(args: argparse.Namespace) -> dict[str, dict]:
         f"{args.class_gammas!r}"
       ) from None
   if args.reweight == "class":
+    # Class reweighting needs class-labelled (environmental) mixtures.
     values["reweight"]["environmental"] = True
+    values["environmental"] = {"environmental": True}
   return values
 
 
@@ -379,13 +382,24 @@ def main(argv=None) -> int:
     recorded = configs.read_recorded(args.workdir) if args.resume else None
     if recorded is None:
       config = config_from_args(args)
+      if args.resume and os.path.isdir(
+        os.path.join(args.workdir, "checkpoints")
+      ):
+        print(
+          f"warning: {args.workdir} records no settings (a run from before "
+          "config.json); resuming with the command line's",
+          file=sys.stderr,
+        )
     else:
       given = given_flags(argv)
       config = resumed_config(args, given, recorded)
-      changed = sorted(given - {"workdir", "resume", "no_progress"})
+      changed = given - {"workdir", "resume", "no_progress"}
+      if args.preset == config.preset:
+        changed.discard("preset")
+      flags = ", ".join(f"--{d.replace('_', '-')}" for d in sorted(changed))
       print(
         f"resuming with the settings recorded in {args.workdir}"
-        + "".join(f", --{d.replace('_', '-')} as given" for d in changed),
+        + (f", except {flags} from the command line" if flags else ""),
         file=sys.stderr,
       )
     if config.data != "synthetic" and not os.path.isdir(config.data_root):

@@ -189,8 +189,9 @@ def main(argv=None) -> int:
     "--num-test",
     type=int,
     default=None,
-    help="test utterances (synthetic: generated; real data: the first N; "
-    "default: the preset's)",
+    help="test utterances (synthetic: generated; real data: the first N of "
+    "the test split, and of the validation split too; default: the "
+    "preset's)",
   )
   parser.add_argument("--workdir", default="runs/compare")
   args = parser.parse_args(argv)

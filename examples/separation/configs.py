@@ -425,7 +425,7 @@ def read_recorded(workdir) -> dict | None:
       recorded = json.loads(
         (pathlib.Path(workdir) / name).read_text(encoding="utf-8")
       )
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):  # Missing, unreadable or torn.
       continue
     if isinstance(recorded, dict):
       return recorded

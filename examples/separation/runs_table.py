@@ -54,7 +54,10 @@ def read_run(
   csv_path = run_dir / scores
   for path in (results_path, csv_path):
     if not path.is_file():
-      raise ValueError(f"{run_dir}: no {path.relative_to(run_dir)}")
+      raise ValueError(
+        f"{run_dir}: no {path.relative_to(run_dir)} (not a finished run, or "
+        "not evaluated there)"
+      )
   results = json.loads(results_path.read_text())
   try:
     scores = recipes.breakdown(csv_path, kinds)
@@ -124,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     kinds = recipes.pair_kinds(pathlib.Path(args.tts_root))
+    scores = pathlib.PurePath(args.scores)
+    if scores.is_absolute() or ".." in scores.parts:
+      raise ValueError(
+        f"--scores {args.scores!r} must be a path inside each run directory"
+      )
     rows = [
       read_run(pathlib.Path(run), kinds, args.scores) for run in args.runs
     ]

@@ -105,3 +105,16 @@ def test_scores_of_an_evaluation_inside_each_run(tmp_path, capsys):
   assert f"scores from each run's {scores}" in out.splitlines()[0]
   row = out.splitlines()[4].split(" | ")
   assert row[1] == "dc" and row[11:] == ["2", "+2.00", "+3.00", "-", "+1.00 |"]
+
+
+def test_scores_must_lie_inside_each_run(tmp_path, capsys):
+  run = _run(tmp_path / "run", {"a": 1.0}, loss="mi")
+  for scores in (str(tmp_path / "elsewhere.csv"), "../run/x.csv"):
+    argv = [run, "--tts-root", str(tmp_path), "--scores", scores]
+    write_csv(
+      tmp_path / "mixtures.csv",
+      ("split", "name", "s1_sex", "s2_sex"),
+      [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
+    )
+    assert runs_table.main(argv) == 2
+    assert "--scores" in capsys.readouterr().err

@@ -397,10 +397,14 @@ def test_recorded_config_round_trips():
   config = configs.get_config("tiny", reweight="class", class_gammas=(1.0, 2.0))
   recorded = json.loads(json.dumps(dataclasses.asdict(config)))
   assert configs.from_recorded(recorded) == config
-  # A results.json also holds results; a field added later takes its default.
-  del recorded["audio_cache_mb"]
+  # A results.json also holds results; a field added later takes its
+  # default (here not the tiny preset's value).
+  del recorded["synthetic_renderer"]
   recorded["steps_done"] = 3000
-  assert configs.from_recorded(recorded) == config
+  assert configs.from_recorded(recorded) == dataclasses.replace(
+    config, synthetic_renderer=configs.Config.synthetic_renderer
+  )
+  assert config.synthetic_renderer != configs.Config.synthetic_renderer
 
 
 def test_resume_from_the_command_line_takes_the_recorded_settings(
@@ -443,7 +447,13 @@ def test_resume_from_the_command_line_applies_only_the_flags_given(
   capsys.readouterr()
   assert cli.main([*base, "--hidden", "8"]) == 2
   err = capsys.readouterr().err
-  assert "--hidden as given" in err and "hidden=16 (now 8)" in err
+  assert "except --hidden from the command line" in err
+  assert "hidden=16 (now 8)" in err
+  # The run's own preset may be named.
+  flags = cli.given_flags([*base, "--preset", "tiny"])
+  args = cli.build_parser().parse_args([*base, "--preset", "tiny"])
+  recorded = configs.read_recorded(tmp_path)
+  assert cli.resumed_config(args, flags, recorded).hidden == 16
   # Another preset is refused before anything is built.
   with pytest.raises(SystemExit) as exit_info:
     cli.main([*base, "--preset", "small"])
@@ -454,3 +464,28 @@ def test_resume_from_the_command_line_applies_only_the_flags_given(
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["steps_done"] == 6 and results["num_test_utterances"] == 3
   assert results["hidden"] == 16
+
+
+def test_class_reweighting_takes_class_labelled_mixtures():
+  parser = cli.build_parser()
+  argv = ["--workdir", "w", "--reweight", "class", "--class-gammas", "1,2"]
+  config = cli.config_from_args(parser.parse_args(argv))
+  assert config.environmental and config.class_gammas == (1.0, 2.0)
+  assert not cli.config_from_args(
+    parser.parse_args(["--workdir", "w"])
+  ).environmental
+
+
+def test_resume_without_recorded_settings_warns(tmp_path, capsys):
+  # A workdir from before config.json: checkpoints only.
+  config = micro_config(steps=4)
+  train.train_and_evaluate(config, str(tmp_path))
+  for name in ("config.json", "results.json"):
+    (tmp_path / name).unlink()
+  assert configs.read_recorded(tmp_path) is None
+  argv = ["--resume", "--workdir", str(tmp_path), "--no-progress"]
+  argv += ["--steps", "4", "--hidden", "16", "--num-layers", "1"]
+  argv += ["--batch-size", "8", "--chunk-frames", "24", "--num-test", "2"]
+  argv += ["--history-size", "64"]
+  assert cli.main(argv) == 0
+  assert "records no settings" in capsys.readouterr().err
