@@ -31,10 +31,16 @@ SOURCES = {
     "python -m examples.separation.compare --losses all --clips autoclip "
     "--workdir results/tiny_losses",
   ),
-  "tts": (
-    "results/tts/comparison.md",
-    "python -m examples.separation.compare --losses all --clips autoclip "
-    "--data wsj0-2mix --data-root TTS_ROOT --workdir results/tts",
+  "tts_losses": (
+    "results/tts_losses/table.md",
+    "python -m examples.separation.runs_table results/tts_losses/RUN ... "
+    "--tts-root TTS_ROOT --out results/tts_losses/table.md",
+  ),
+  "tts_losses_check": (
+    "results/tts_losses/check_table.md",
+    "python -m examples.separation.runs_table results/tts_losses/RUN ... "
+    "--tts-root CHECK_ROOT --scores eval_check200/per_utterance.csv "
+    "--out results/tts_losses/check_table.md",
   ),
   "tts_defaults": (
     "results/tts_defaults/table.md",
