@@ -251,13 +251,11 @@ def main(argv=None) -> int:
   try:
     # Every run is checked before anything trains: a finished one trained
     # with other settings is not reused, nor an interrupted one resumed.
-    finished = {}
-    for loss, runs in plan.items():
-      for name, config in runs.items():
-        run_dir = workdir / loss / name
-        finished[loss, name] = train.read_finished(config, run_dir)
-        if finished[loss, name] is None:
-          train.check_run_workdir(config, run_dir, resume=True)
+    finished = {
+      (loss, name): train.read_finished(config, workdir / loss / name)
+      for loss, runs in plan.items()
+      for name, config in runs.items()
+    }
   except train.WorkdirError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -414,6 +414,15 @@ def config_mismatch(
 CONFIG_FILE = "config.json"
 
 
+def read_json_object(path: pathlib.Path) -> dict | None:
+  """``path``'s JSON object, or None if it is missing, unreadable or torn."""
+  try:
+    value = json.loads(path.read_text(encoding="utf-8"))
+  except (OSError, ValueError):
+    return None
+  return value if isinstance(value, dict) else None
+
+
 def read_recorded(workdir) -> dict | None:
   """The configuration recorded in a training ``workdir``, as JSON, or None.
 
@@ -421,13 +430,8 @@ def read_recorded(workdir) -> dict | None:
   run's ``results.json``; None when there is neither (or a torn one).
   """
   for name in (CONFIG_FILE, "results.json"):
-    try:
-      recorded = json.loads(
-        (pathlib.Path(workdir) / name).read_text(encoding="utf-8")
-      )
-    except (OSError, ValueError):  # Missing, unreadable or torn.
-      continue
-    if isinstance(recorded, dict):
+    recorded = read_json_object(pathlib.Path(workdir) / name)
+    if recorded is not None:
       return recorded
   return None
 

@@ -262,11 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     # Every run is checked before anything trains: a finished one trained
     # with other settings is not reused, nor an interrupted one resumed.
-    finished = {}
-    for name, config in plan.items():
-      finished[name] = train.read_finished(config, workdir / name)
-      if finished[name] is None:
-        train.check_run_workdir(config, workdir / name, resume=True)
+    finished = {
+      name: train.read_finished(config, workdir / name)
+      for name, config in plan.items()
+    }
   except train.WorkdirError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

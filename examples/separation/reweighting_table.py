@@ -122,11 +122,10 @@ def train_runs(
   plan = {alpha: run_config(alpha, **kwargs) for alpha in alphas}
   # Every run is checked before anything trains: a finished or interrupted
   # run trained with other settings raises train.WorkdirError.
-  finished = {}
-  for alpha, config in plan.items():
-    finished[alpha] = train.read_finished(config, run_dir(workdir, alpha))
-    if finished[alpha] is None:
-      train.check_run_workdir(config, run_dir(workdir, alpha), resume=True)
+  finished = {
+    alpha: train.read_finished(config, run_dir(workdir, alpha))
+    for alpha, config in plan.items()
+  }
   results = {}
   for alpha, config in plan.items():
     directory = run_dir(workdir, alpha)

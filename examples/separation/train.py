@@ -80,27 +80,23 @@ class WorkdirError(ValueError):
 CONFIG_FILE = configs.CONFIG_FILE
 
 
-def _read_json(path: pathlib.Path) -> dict | None:
-  """``path``'s JSON object, or None if it is missing or torn."""
-  try:
-    return json.loads(path.read_text(encoding="utf-8"))
-  except (FileNotFoundError, ValueError):
-    return None
-
-
 def read_finished(config: configs.Config, workdir) -> dict | None:
   """A finished run's ``results.json`` in ``workdir``, or None.
 
-  For callers that reuse finished runs (``compare``, ``recipes``): a run
-  trained with other settings is not silently taken for this one.
+  For callers that reuse finished runs and resume the others (``compare``,
+  ``recipes``, ``reweighting_table``), which check every workdir before
+  the first run trains: a run trained with other settings is not silently
+  taken for this one, nor resumed as it.
 
   Raises:
     WorkdirError: the finished run's configuration differs from ``config``
       in a field that changes the result
-      (:data:`configs.RESULT_NEUTRAL_FIELDS` may differ).
+      (:data:`configs.RESULT_NEUTRAL_FIELDS` may differ), or an unfinished
+      one could not be resumed with ``config`` (:func:`check_run_workdir`).
   """
-  results = _read_json(pathlib.Path(workdir) / "results.json")
+  results = configs.read_json_object(pathlib.Path(workdir) / "results.json")
   if results is None:  # None there, or a torn write: not finished.
+    check_run_workdir(config, workdir, resume=True)
     return None
   mismatch = configs.config_mismatch(config, results)
   if mismatch:

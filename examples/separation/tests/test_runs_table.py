@@ -17,16 +17,22 @@ def _run(path, values, **results):
   return str(path)
 
 
-def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
-  tts = tmp_path / "tts"
+def _build(root, *pairs):
+  """A tts2mix build's mixtures.csv: ``(split, name, s1_sex, s2_sex)``."""
   write_csv(
-    tts / "mixtures.csv",
+    root / "mixtures.csv",
     ("split", "name", "s1_sex", "s2_sex"),
     [
-      {"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"},
-      {"split": "tt", "name": "b", "s1_sex": "F", "s2_sex": "F"},
-      {"split": "tr", "name": "c", "s1_sex": "M", "s2_sex": "M"},
+      dict(zip(("split", "name", "s1_sex", "s2_sex"), pair, strict=True))
+      for pair in pairs
     ],
+  )
+
+
+def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
+  tts = tmp_path / "tts"
+  _build(
+    tts, ("tt", "a", "M", "F"), ("tt", "b", "F", "F"), ("tr", "c", "M", "M")
   )
   new = _run(
     tmp_path / "new",
@@ -62,11 +68,7 @@ def test_rows_hold_settings_and_means_per_pair_kind(tmp_path, capsys):
 
 def test_bad_runs_are_one_line_errors(tmp_path, capsys):
   tts = tmp_path / "tts"
-  write_csv(
-    tts / "mixtures.csv",
-    ("split", "name", "s1_sex", "s2_sex"),
-    [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
-  )
+  _build(tts, ("tt", "a", "M", "F"))
   missing = tmp_path / "missing"
   assert runs_table.main([str(missing), "--tts-root", str(tts)]) == 2
   err = capsys.readouterr().err.strip().splitlines()
@@ -81,14 +83,7 @@ def test_bad_runs_are_one_line_errors(tmp_path, capsys):
 
 def test_scores_of_an_evaluation_inside_each_run(tmp_path, capsys):
   check = tmp_path / "check"
-  write_csv(
-    check / "mixtures.csv",
-    ("split", "name", "s1_sex", "s2_sex"),
-    [
-      {"split": "tt", "name": "x", "s1_sex": "M", "s2_sex": "M"},
-      {"split": "tt", "name": "y", "s1_sex": "F", "s2_sex": "M"},
-    ],
-  )
+  _build(check, ("tt", "x", "M", "M"), ("tt", "y", "F", "M"))
   run = _run(tmp_path / "run", {"a": 9.0}, loss="dc")
   scores = "eval_check/per_utterance.csv"
   argv = [run, "--tts-root", str(check), "--scores", scores]
@@ -109,12 +104,8 @@ def test_scores_of_an_evaluation_inside_each_run(tmp_path, capsys):
 
 def test_scores_must_lie_inside_each_run(tmp_path, capsys):
   run = _run(tmp_path / "run", {"a": 1.0}, loss="mi")
+  _build(tmp_path, ("tt", "a", "M", "F"))
   for scores in (str(tmp_path / "elsewhere.csv"), "../run/x.csv"):
     argv = [run, "--tts-root", str(tmp_path), "--scores", scores]
-    write_csv(
-      tmp_path / "mixtures.csv",
-      ("split", "name", "s1_sex", "s2_sex"),
-      [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
-    )
     assert runs_table.main(argv) == 2
     assert "--scores" in capsys.readouterr().err
