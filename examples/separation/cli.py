@@ -311,9 +311,35 @@ def resumed_config(
   for dest, fields in _field_values(args).items():
     if dest in given or dest == "no_progress":  # The display: as asked now.
       overrides.update(fields)
-  config = _fit_eval_to_steps(dataclasses.replace(base, **overrides))
+  config = dataclasses.replace(base, **overrides)
+  if "steps" in given and config.steps != base.steps:
+    config = _refit_cadence(base, config, given)
+  config = _fit_eval_to_steps(config)
   configs.validate(config)
   return config
+
+
+def _refit_cadence(
+  base: configs.Config, config: configs.Config, given: set[str]
+) -> configs.Config:
+  """The cadences a run resumed with other ``--steps`` would be started with.
+
+  A run shorter than its preset's evaluation (or checkpoint) interval was
+  started with the interval shrunk to its length (``_fit_eval_to_steps``);
+  resumed for more steps, it takes the preset's interval again instead of
+  evaluating every ``base.steps`` steps. An interval given on the command
+  line, or one that was not shrunk, is kept.
+  """
+  preset = configs.get_config(base.preset, loss=base.loss, data=base.data)
+  changes = {}
+  if (
+    "eval_every" not in given
+    and base.eval_every == base.steps < preset.eval_every
+  ):
+    changes["eval_every"] = preset.eval_every
+  if base.checkpoint_every == base.steps < preset.checkpoint_every:
+    changes["checkpoint_every"] = preset.checkpoint_every
+  return dataclasses.replace(config, **changes)
 
 
 def positive_int(text: str) -> int:

@@ -6,6 +6,7 @@ import pytest
 
 from examples.separation import configs
 from examples.separation import recipes
+from examples.separation import train
 from examples.separation.tests.csv_files import write_csv
 
 
@@ -69,3 +70,41 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
   assert exc.value.code == 2
   err = capsys.readouterr().err
   assert message in err and "Traceback" not in err
+
+
+def test_interrupted_run_with_other_settings_is_refused_up_front(
+  tmp_path, capsys, monkeypatch, interrupted_run
+):
+  tts_root = tmp_path / "tts"
+  tts_root.mkdir()
+  (tts_root / "voices.json").write_text("{}")
+  write_csv(
+    tts_root / "mixtures.csv",
+    ("split", "name", "s1_sex", "s2_sex"),
+    [{"split": "tt", "name": "a", "s1_sex": "M", "s2_sex": "F"}],
+  )
+  workdir = tmp_path / "runs"
+  # The second recipe's workdir holds an interrupted run of a smaller model.
+  small = configs.get_config(
+    "tiny",
+    num_layers=1,
+    hidden=16,
+    steps=4,
+    checkpoint_every=2,
+    eval_every=4,
+    num_val_examples=2,
+    num_test_examples=2,
+    progress=False,
+  )
+  interrupted_run(small, workdir / "synthetic_any", at_step=3)
+
+  def fail(*args, **kwargs):
+    raise AssertionError("nothing may train before every run is checked")
+
+  monkeypatch.setattr(train, "train_and_evaluate", fail)
+  capsys.readouterr()
+  argv = ["--tts-root", str(tts_root), "--workdir", str(workdir)]
+  assert recipes.main([*argv, "--recipes", "synthetic,synthetic_any"]) == 1
+  err = capsys.readouterr().err
+  assert "hidden=16 (now 64)" in err and "synthetic_any" in err
+  assert not (workdir / "synthetic").exists()

@@ -1,6 +1,7 @@
 """Tests of the robust-reweighting table script."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def test_summarize_percentiles():
 
 
 def test_quick_run_writes_the_table_and_skips_finished_runs(
-  tmp_path, monkeypatch
+  tmp_path, monkeypatch, capsys
 ):
   argv = [
     "--workdir",
@@ -71,3 +72,16 @@ def test_quick_run_writes_the_table_and_skips_finished_runs(
   (tmp_path / "table.md").unlink()
   assert table_lib.main(argv) == 0
   assert (tmp_path / "table.md").read_text() == text
+
+  # A finished run trained with other settings is refused before the first
+  # run trains. (The runs write no checkpoints, so an interrupted one starts
+  # again from scratch.)
+  first, second = (table_lib.run_dir(tmp_path, a) for a in (0.0, 0.2))
+  shutil.rmtree(first)
+  recorded = json.loads((second / "results.json").read_text())
+  recorded["hidden"] += 1
+  (second / "results.json").write_text(json.dumps(recorded))
+  assert table_lib.main(argv) == 1
+  err = capsys.readouterr().err
+  assert f"hidden={recorded['hidden']}" in err and str(second) in err
+  assert not first.exists()

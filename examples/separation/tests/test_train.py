@@ -466,6 +466,36 @@ def test_resume_from_the_command_line_applies_only_the_flags_given(
   assert results["hidden"] == 16
 
 
+def test_resume_with_more_steps_restores_the_shrunk_cadence():
+  # A 100-step tiny run evaluates and checkpoints every 100 steps (the
+  # preset's 500, shrunk to fit); resumed for 3000 steps it takes the
+  # preset's cadence again, unless --eval-every is given.
+  parser = cli.build_parser()
+  start = ["--workdir", "w", "--steps", "100"]
+  recorded = json.loads(
+    json.dumps(
+      dataclasses.asdict(cli.config_from_args(parser.parse_args(start)))
+    )
+  )
+  assert recorded["eval_every"] == recorded["checkpoint_every"] == 100
+  preset = configs.get_config("tiny", data="synthetic")
+
+  def resumed(*flags):
+    argv = ["--resume", "--workdir", "w", *flags]
+    args = parser.parse_args(argv)
+    return cli.resumed_config(args, cli.given_flags(argv), recorded)
+
+  config = resumed("--steps", "3000")
+  assert (config.eval_every, config.checkpoint_every) == (
+    preset.eval_every,
+    preset.checkpoint_every,
+  )
+  assert resumed("--steps", "300").eval_every == 300  # Still shrunk to fit.
+  assert resumed("--steps", "3000", "--eval-every", "50").eval_every == 50
+  assert resumed().eval_every == 100  # The run's own length: unchanged.
+  assert resumed("--num-test", "3").eval_every == 100
+
+
 def test_class_reweighting_takes_class_labelled_mixtures():
   parser = cli.build_parser()
   argv = ["--workdir", "w", "--reweight", "class", "--class-gammas", "1,2"]
