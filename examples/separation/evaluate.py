@@ -20,7 +20,8 @@
       --data {synthetic,wsj0-2mix,libri2mix} [--data-root ROOT]
       [--split test] [--num N] --workdir OUT
       [--extra-metrics auto|none|stoi,pesq] [--no-sdr] [--num-wavs 3]
-      [--chunk-seconds S] [--seed S] [--pairing P] [--no-progress]
+      [--chunk-seconds S [--overlap-seconds S]] [--seed S] [--pairing P]
+      [--no-progress]
 
 Writes
 
@@ -43,13 +44,19 @@ The model separates each utterance whole unless ``--chunk-seconds`` is given
 both ways to measure what the seams cost).
 
 Synthetic data uses the model's own training seed and pairing by default, so
-``--data synthetic --split test`` scores the test set the model was tested on
-at the end of training (``--seed`` / ``--pairing`` change it). Real datasets
-are read at 8 kHz (``data.py`` checks the sample rate).
+for a model trained on synthetic data ``--data synthetic --split test``
+scores the test set it was tested on at the end of training (``--seed`` /
+``--pairing`` change it; a model trained on files was tested on its
+``--data-root``'s test split instead). Real datasets are read at 8 kHz
+(``data.py`` checks the sample rate).
 
 Errors (bad flags, a missing ``--data-root``, an unwritable ``--workdir``, a
 ``--model`` that is not a model directory, a missing metric library) exit
-with status 2, dataset problems with status 1, each as one ``error:`` line.
+with status 2, dataset problems (including an utterance whose audio holds
+NaN or infinity, named) with status 1, each as one ``error:`` line; nothing
+is written then. An utterance that BSS-Eval cannot score (e.g. a silent
+reference) gets NaN SDR / SIR / SAR, which the summary leaves out and counts
+(``sdr_db_num_nan``).
 """
 
 from __future__ import annotations
@@ -66,6 +73,16 @@ from examples.separation import configs
 
 SUMMARY_FILE = "summary.json"
 CSV_FILE = "per_utterance.csv"
+
+
+def _positive_seconds(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+  if not 0 < value < float("inf"):
+    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+  return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,16 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add(
     "--chunk-seconds",
-    type=float,
+    type=_positive_seconds,
     default=None,
     help="separate in overlapping chunks of this length (default: whole "
     "utterances)",
   )
   add(
     "--overlap-seconds",
-    type=float,
+    type=_positive_seconds,
     default=None,
-    help="overlap of chunks (default 2)",
+    help="overlap of chunks, with --chunk-seconds (default 2)",
   )
   add(
     "--seed",
@@ -237,26 +254,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.num_wavs < 0:
       raise ValueError(f"--num-wavs must be >= 0, got {args.num_wavs}")
-    if args.chunk_seconds is not None and not args.chunk_seconds > 0:
-      raise ValueError(f"--chunk-seconds must be > 0, got {args.chunk_seconds}")
+    if args.overlap_seconds is not None and args.chunk_seconds is None:
+      raise ValueError(
+        "--overlap-seconds needs --chunk-seconds (without it every "
+        "utterance is separated whole)"
+      )
     from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
+    from examples.separation import separate  # pylint: disable=import-outside-toplevel
+    from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
 
+    overlap = (
+      args.overlap_seconds
+      if args.overlap_seconds is not None
+      else separator_lib.DEFAULT_OVERLAP_SECONDS
+    )
+    if args.chunk_seconds is not None:
+      separate.check_chunk_flags(args.chunk_seconds, overlap)
     data_lib.canonical_split(args.split)
   except ValueError as e:
     parser.exit(2, f"error: {e}\n")
 
   from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
-  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
 
   try:
     evaluation.check_metrics(extra, sdr=not args.no_sdr)
   except evaluation.MissingMetricError as e:
     parser.exit(2, f"error: {e}\n")
-  overlap = (
-    args.overlap_seconds
-    if args.overlap_seconds is not None
-    else separator_lib.DEFAULT_OVERLAP_SECONDS
-  )
   try:
     separator = separator_lib.load_separator(
       args.model, chunk_seconds=args.chunk_seconds, overlap_seconds=overlap
@@ -294,7 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       keep=args.num_wavs,
       progress=not args.no_progress,
     )
-  except (data_lib.DatasetError, evaluation.NonFiniteOutputError) as e:
+  except (
+    data_lib.DatasetError,
+    evaluation.NonFiniteOutputError,
+    evaluation.UtteranceError,
+  ) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   except KeyboardInterrupt:
@@ -329,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     "machine": cli.machine_description(),
   }
   evaluation.write_csv(result.rows, workdir / CSV_FILE)
-  evaluation.write_examples(result.examples, workdir / "examples", rate)
+  if result.examples:
+    evaluation.write_examples(result.examples, workdir / "examples", rate)
   evaluation.write_json(summary, workdir / SUMMARY_FILE)
   keys = (
     "num_utterances",

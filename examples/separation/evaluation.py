@@ -92,6 +92,10 @@ class MissingMetricError(RuntimeError):
   """A requested metric's library is not installed."""
 
 
+class UtteranceError(ValueError):
+  """An utterance that cannot be scored (the message names it)."""
+
+
 # ----------------------------------------------------------------------------
 # Separate functions.
 # ----------------------------------------------------------------------------
@@ -178,7 +182,8 @@ def bss_eval(
   Returns:
     float64 ``[S]`` arrays ``sdr``, ``sir``, ``sar``, ``input_sdr`` and
     ``sdri``, ordered like the references, and ``permutation`` (int ``[S]``:
-    the estimate matched to each reference).
+    the estimate matched to each reference). All NaN (identity
+    permutation) where BSS-Eval is undefined, e.g. for a silent reference.
   """
   import fast_bss_eval  # pylint: disable=import-outside-toplevel
 
@@ -187,11 +192,17 @@ def bss_eval(
   ref = np.asarray(references, np.float64)
   est = np.asarray(estimates, np.float64)
   mix = np.broadcast_to(np.asarray(mixture, np.float64), ref.shape).copy()
-  with np.errstate(divide="ignore"):
-    sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(
-      ref, est, filter_length=filter_length
-    )
-    input_sdr = fast_bss_eval.sdr(ref, mix, filter_length=filter_length)
+  try:
+    with np.errstate(divide="ignore", invalid="ignore"):
+      sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(
+        ref, est, filter_length=filter_length
+      )
+      input_sdr = fast_bss_eval.sdr(ref, mix, filter_length=filter_length)
+  except np.linalg.LinAlgError:
+    # A silent (or otherwise degenerate) reference: BSS-Eval is undefined.
+    nan = np.full(ref.shape[0], np.nan)
+    sdr, sir, sar, input_sdr = nan, nan.copy(), nan.copy(), nan.copy()
+    perm = np.arange(ref.shape[0])
   return {
     "sdr": sdr,
     "sir": sir,
@@ -371,7 +382,7 @@ def evaluate_dataset(
 
   Args:
     separate_fn: ``fn(mix float32 [L]) -> estimates [S, L]`` at the dataset's
-      sample rate (e.g. ``utterance_fn(...)`` or a ``pretrained.Separator``
+      sample rate (e.g. ``utterance_fn(...)`` or a ``separator.Separator``
       wrapped as ``lambda mix: separator(mix, rate)``).
     dataset: a ``data.SeparationDataset`` (``examples()`` yields dicts with
       ``mix`` [L], ``sources`` [S, L] and ``name``; ``sample_rate`` and
@@ -390,6 +401,8 @@ def evaluate_dataset(
   Raises:
     NonFiniteOutputError: ``separate_fn`` returned NaN / inf (names the
       utterance).
+    UtteranceError: an utterance's mixture or references hold NaN / inf
+      (names the utterance).
     MissingMetricError: a requested metric's library is not installed.
   """
   check_metrics(extra_metrics, sdr)
@@ -400,6 +413,10 @@ def evaluate_dataset(
     for index, ex in enumerate(dataset.examples()):
       name = str(ex.get("name", f"utt{index:05d}"))
       mix = np.asarray(ex["mix"], np.float32)
+      if not (np.all(np.isfinite(mix)) and np.all(np.isfinite(ex["sources"]))):
+        raise UtteranceError(
+          f"utterance {name}: the mixture or a reference holds NaN or infinity"
+        )
       estimates = np.asarray(separate_fn(mix), np.float32)
       if not np.all(np.isfinite(estimates)):
         raise NonFiniteOutputError(

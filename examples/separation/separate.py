@@ -17,12 +17,13 @@
 ::
 
   python -m examples.separation.separate FILE_OR_DIR ... [--model DIR]
-      [--output-dir OUT] [--chunk-seconds S] [--overlap-seconds S] [--plot]
-      [--no-progress]
+      [--output-dir OUT] [--force-overwrite | --skip-existing]
+      [--chunk-seconds S] [--overlap-seconds S] [--plot] [--no-progress]
 
-Each input is a wav, flac or ogg file (any sample rate and channel count) or
-a folder, whose ``*.wav``, ``*.flac`` and ``*.ogg`` files (not recursive) are
-taken. For an input ``NAME.EXT`` it writes ``OUT/NAME_s1.wav`` and
+Each input is an audio file that libsndfile reads (wav, flac, ogg/opus,
+aiff, and mp3 with libsndfile >= 1.1; any sample rate and channel count) or
+a folder, whose files with those suffixes (not recursive, hidden files
+left out) are taken. For an input ``NAME.EXT`` it writes ``OUT/NAME_s1.wav`` and
 ``OUT/NAME_s2.wav``: mono, 32-bit float, at the input's sample rate and
 exactly its length (the source order is arbitrary), and with ``--plot``
 ``OUT/NAME_spectrograms.png`` (the mixture's and the estimates' spectrograms
@@ -38,14 +39,24 @@ block while writing, so what is held is the 8 kHz signal and its two
 estimates (96 kB per second of audio) plus one chunk's network activations
 (with soxr installed; scipy's fallback resamples whole signals).
 
+Existing outputs are never replaced silently: a run whose outputs already
+exist is refused before the model is loaded, naming them, unless
+``--force-overwrite`` (replace them) or ``--skip-existing`` (leave the inputs
+whose outputs all exist, e.g. to finish an interrupted batch) is given. An
+output that would replace one of the inputs (``--output-dir`` the input
+folder, holding ``a.wav`` and ``a_s1.wav``) is refused even then.
+
 Errors: a missing path, a file that is not readable audio (or has no
 samples), a folder without audio files, two inputs that would write the same
-outputs, a ``--model`` that is not a model directory and an output folder
-that cannot be written are reported before anything is written, as one
-``error:`` line naming the path, with exit status 2. A failure while
-separating a file exits with status 1 naming the file; every output is
-written to a temporary file and renamed when complete, so no output is ever
-half-written (outputs of the files before it are kept).
+outputs, outputs that exist or are inputs, chunk and overlap lengths that are
+not ``0 < overlap < chunk`` at the model's 8 kHz, a ``--model`` that is not a
+model directory and an output folder that cannot be written are reported
+before anything is written, as one ``error:`` line naming the path or the
+flag, with exit status 2. A failure while separating a file (including an
+input holding NaN or infinity, which would make the estimates NaN) exits
+with status 1 naming the file; every output is written to a temporary file
+and renamed when complete, so no output is ever half-written (outputs of the
+files before it are kept).
 """
 
 from __future__ import annotations
@@ -58,7 +69,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# Suffixes taken from folders (any file named explicitly is tried); mp3 only
+# where the installed libsndfile reads it (>= 1.1).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif")
 BLOCK_SECONDS = 10.0
 PLOT_MAX_SECONDS = 60.0
 
@@ -91,15 +104,26 @@ def check_audio_file(path: pathlib.Path) -> None:
     raise InputError(f"{path}: no audio samples")
 
 
+def folder_suffixes() -> tuple[str, ...]:
+  """The suffixes taken from a folder: ``AUDIO_SUFFIXES``, plus ``.mp3``
+  where the installed libsndfile reads MP3."""
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+
+  mp3 = (".mp3",) if "MP3" in sf.available_formats() else ()
+  return AUDIO_SUFFIXES + mp3
+
+
 def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
   """The audio files named by ``paths`` (files, or folders of audio files).
 
-  Every file is checked with ``soundfile.info`` (no audio is read).
+  Every file is checked with ``soundfile.info`` (no audio is read). Hidden
+  files (names starting with ``.``) in a folder are left out.
 
   Raises:
     InputError: a missing path, a file that is not audio, a folder with no
-      ``.wav``/``.flac``/``.ogg`` file, or two inputs with the same stem.
+      audio file (``folder_suffixes()``), or two inputs with the same stem.
   """
+  suffixes = folder_suffixes()
   files: list[pathlib.Path] = []
   for text in paths:
     path = pathlib.Path(text)
@@ -109,11 +133,13 @@ def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
       found = sorted(
         p
         for p in path.iterdir()
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix.lower() in suffixes
       )
       if not found:
         raise InputError(
-          f"{path}: no {', '.join(AUDIO_SUFFIXES)} files in this folder"
+          f"{path}: no {', '.join(suffixes)} files in this folder"
         )
       files += found
     else:
@@ -133,6 +159,70 @@ def collect_inputs(paths: Sequence[str]) -> list[pathlib.Path]:
       seen.add(path.resolve())
       unique.append(path)
   return unique
+
+
+def output_paths(
+  path: os.PathLike, output_dir: os.PathLike, *, plot: bool = False
+) -> list[pathlib.Path]:
+  """What ``separate_file`` writes for ``path``: ``OUT/<stem>_s1.wav``,
+  ``OUT/<stem>_s2.wav`` and, with ``plot``, ``OUT/<stem>_spectrograms.png``."""
+  stem, out = pathlib.Path(path).stem, pathlib.Path(output_dir)
+  names = [f"{stem}_s{j + 1}.wav" for j in range(2)]
+  if plot:
+    names.append(f"{stem}_spectrograms.png")
+  return [out / name for name in names]
+
+
+def plan_outputs(
+  files: Sequence[pathlib.Path],
+  output_dir: os.PathLike,
+  *,
+  plot: bool = False,
+  existing: str = "refuse",
+) -> list[pathlib.Path]:
+  """The inputs to separate, given what already exists in ``output_dir``.
+
+  Args:
+    files: the inputs (``collect_inputs``).
+    output_dir: where the outputs go (need not exist yet).
+    plot: whether a spectrogram PNG is written too.
+    existing: what to do with outputs that already exist: ``'refuse'``
+      (raise), ``'overwrite'`` (replace them) or ``'skip'`` (leave out the
+      inputs whose outputs all exist).
+
+  Returns:
+    The inputs to separate, in order.
+
+  Raises:
+    InputError: an output would replace one of the inputs (whatever
+      ``existing`` says), or outputs exist and ``existing`` is ``'refuse'``;
+      the message names the paths and the flags.
+  """
+  if existing not in ("refuse", "overwrite", "skip"):
+    raise ValueError(f"existing={existing!r}: 'refuse', 'overwrite' or 'skip'")
+  inputs = {f.resolve(): f for f in files}
+  todo, found = [], []
+  for path in files:
+    outs = output_paths(path, output_dir, plot=plot)
+    for out in outs:
+      if out.resolve() in inputs:
+        raise InputError(
+          f"{out} is an input and would be replaced by an output of {path}; "
+          "choose another --output-dir"
+        )
+    present = [out for out in outs if out.exists()]
+    if existing == "skip" and len(present) == len(outs):
+      continue
+    found += present
+    todo.append(path)
+  if found and existing == "refuse":
+    shown = ", ".join(str(p) for p in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    raise InputError(
+      f"{shown}{more} already exist; pass --force-overwrite to replace "
+      "them or --skip-existing to leave the inputs whose outputs all exist"
+    )
+  return todo
 
 
 # ----------------------------------------------------------------------------
@@ -158,6 +248,9 @@ def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
 
   Returns:
     ``(audio float32 [N], file sample rate, file length in samples)``.
+
+  Raises:
+    InputError: the file holds NaN or infinity (names the path).
   """
   import soundfile as sf  # pylint: disable=import-outside-toplevel
 
@@ -173,6 +266,8 @@ def read_mono(path: os.PathLike, rate: int) -> tuple[np.ndarray, int, int]:
       always_2d=True,
     ):
       mono = block.mean(axis=1, dtype=np.float32)
+      if not np.all(np.isfinite(mono)):
+        raise InputError(f"{path}: audio contains NaN or infinity")
       parts.append(stream.resample_chunk(mono) if stream else mono)
     if stream is not None:
       parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
@@ -243,7 +338,8 @@ def plot_spectrograms(
   signals = [("mixture", mix[:shown])] + [
     (f"estimate s{j + 1}", est[:shown]) for j, est in enumerate(estimates)
   ]
-  nperseg = 256 if sample_rate <= 16000 else 1024
+  # Shorter signals than one window get a window of their length.
+  nperseg = max(1, min(256 if sample_rate <= 16000 else 1024, shown))
   fig, axes = plt.subplots(
     len(signals), 1, sharex=True, sharey=True, figsize=(10, 2.2 * len(signals))
   )
@@ -284,23 +380,30 @@ def separate_file(
 
   Args:
     separator: a ``separator.Separator``.
-    path: a wav / flac / ogg file, any sample rate and channel count.
-    output_dir: an existing folder.
+    path: an audio file libsndfile reads, any sample rate and channels.
+    output_dir: an existing folder; outputs there are replaced.
     plot: also write ``OUT/<stem>_spectrograms.png``.
 
   Returns:
     The paths written. They appear only once all are complete (temporary
     files renamed at the end); on an error none of them is written.
+
+  Raises:
+    InputError: the input holds NaN or infinity.
+    ValueError: the model's estimates hold NaN or infinity.
+    FileNotFoundError: ``output_dir`` does not exist.
   """
   from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
 
   path = pathlib.Path(path)
+  out = pathlib.Path(output_dir)
+  if not out.is_dir():
+    raise FileNotFoundError(f"output folder {out} does not exist")
   mix, rate, length = read_mono(path, separator.sample_rate)
   estimates = separator.separate_8k(mix)
-  out = pathlib.Path(output_dir)
-  finals = [out / f"{path.stem}_s{j + 1}.wav" for j in range(len(estimates))]
-  if plot:
-    finals.append(out / f"{path.stem}_spectrograms.png")
+  if not np.all(np.isfinite(estimates)):
+    raise ValueError("the model's estimates hold NaN or infinity")
+  finals = output_paths(path, out, plot=plot)
   temps = []
   try:
     for j, est in enumerate(estimates):
@@ -336,6 +439,25 @@ def _nonnegative_float(text: str) -> float:
       f"must be a finite number >= 0, got {text}"
     )
   return value
+
+
+def check_chunk_flags(
+  chunk_seconds: float | None, overlap_seconds: float
+) -> None:
+  """Raises InputError, naming the flags, unless ``0 < overlap < chunk``
+  holds in samples at the model's rate (None or 0: no chunking)."""
+  from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
+
+  try:
+    separator_lib.check_chunking(chunk_seconds or None, overlap_seconds)
+  except ValueError:
+    rate = separator_lib.SAMPLE_RATE
+    raise InputError(
+      f"--overlap-seconds {overlap_seconds:g} must be > 0 and < "
+      f"--chunk-seconds {chunk_seconds:g} (compared in samples at the "
+      f"model's {rate} Hz: {round(overlap_seconds * rate)} and "
+      f"{round((chunk_seconds or 0) * rate)})"
+    ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,6 +501,18 @@ def build_parser() -> argparse.ArgumentParser:
     default=separator_lib.DEFAULT_OVERLAP_SECONDS,
     help="overlap of consecutive chunks, crossfaded (default %(default)s)",
   )
+  existing = parser.add_mutually_exclusive_group()
+  existing.add_argument(
+    "--force-overwrite",
+    action="store_true",
+    help="replace outputs that already exist (default: refuse to start)",
+  )
+  existing.add_argument(
+    "--skip-existing",
+    action="store_true",
+    help="leave out the inputs whose outputs all exist (finish an "
+    "interrupted batch)",
+  )
   add("--plot", action="store_true", help="also write <stem>_spectrograms.png")
   add("--no-progress", action="store_true", help="no progress bar")
   return parser
@@ -388,16 +522,34 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   chunk = args.chunk_seconds or None
-  if chunk is not None and not 0 < args.overlap_seconds < chunk:
-    parser.exit(
-      2,
-      f"error: --overlap-seconds {args.overlap_seconds:g} must "
-      f"be > 0 and < --chunk-seconds {chunk:g}\n",
-    )
+  existing = (
+    "overwrite"
+    if args.force_overwrite
+    else "skip"
+    if args.skip_existing
+    else "refuse"
+  )
   try:
+    check_chunk_flags(chunk, args.overlap_seconds)
     files = collect_inputs(args.inputs)
+    todo = plan_outputs(
+      files, args.output_dir, plot=args.plot, existing=existing
+    )
   except InputError as e:
     parser.exit(2, f"error: {e}\n")
+  if not todo:
+    print(
+      f"nothing to do: the outputs of all {len(files)} inputs exist in "
+      f"{args.output_dir}",
+      file=sys.stderr,
+    )
+    return 0
+  if len(todo) < len(files):
+    print(
+      f"skipping {len(files) - len(todo)} of {len(files)} inputs whose "
+      "outputs exist",
+      file=sys.stderr,
+    )
 
   # Heavy imports only once the inputs are known to be good.
   from examples.separation import cli  # pylint: disable=import-outside-toplevel
@@ -419,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   bar = tqdm(
-    files,
+    todo,
     desc="separate",
     unit="file",
     dynamic_ncols=True,
@@ -435,6 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
       )
       return 130
+    except InputError as e:  # Names the path itself.
+      bar.close()
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+      return 1
     except Exception as e:  # pylint: disable=broad-except
       bar.close()
       print(

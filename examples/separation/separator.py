@@ -327,6 +327,74 @@ def to_mono(audio: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
+def describe_training_data(config: configs.Config) -> str:
+  """What a model was trained on, in words, from its configuration.
+
+  ``config.data`` alone names only the folder layout (``wsj0-2mix`` is also
+  the layout of a ``tts2mix`` build); this adds how the files were used and
+  any synthetic share (the training data's own root is not kept in an
+  exported model; its note usually says).
+  """
+  if config.data == "synthetic":
+    return f"synthetic mixtures (pairing {config.pairing})"
+  parts = [f"audio files in the {config.data} layout"]
+  if config.dynamic_mixing:
+    parts.append(
+      "dynamically remixed"
+      + (" (distinct talkers)" if config.distinct_talkers else "")
+    )
+  if config.speed_perturbation:
+    parts.append(f"speed perturbation +-{config.speed_perturbation:g}")
+  if config.synthetic_fraction:
+    parts.append(
+      f"{config.synthetic_fraction:.0%} synthetic mixtures "
+      f"(pairing {config.pairing})"
+    )
+  if config.synthetic_pretrain_steps:
+    parts.append(
+      f"after {config.synthetic_pretrain_steps} steps of synthetic mixtures"
+    )
+  return ", ".join(parts)
+
+
+def check_chunking(
+  chunk_seconds: float | None, overlap_seconds: float
+) -> tuple[int | None, int]:
+  """Chunk and overlap lengths in samples at ``SAMPLE_RATE``.
+
+  Args:
+    chunk_seconds: chunk length (None: no chunking; ``overlap_seconds`` is
+      then not used).
+    overlap_seconds: overlap of consecutive chunks.
+
+  Returns:
+    ``(chunk, overlap)`` in samples (``chunk`` None without chunking).
+
+  Raises:
+    ValueError: a length that is not a finite number, or
+      ``0 < overlap < chunk`` fails once both are rounded to samples.
+  """
+  for name, value in (
+    ("chunk_seconds", chunk_seconds),
+    ("overlap_seconds", overlap_seconds),
+  ):
+    if value is not None and not (
+      isinstance(value, int | float) and math.isfinite(value)
+    ):
+      raise ValueError(f"{name} must be a finite number, got {value!r}")
+  overlap = int(round(overlap_seconds * SAMPLE_RATE))
+  if chunk_seconds is None:
+    return None, overlap
+  chunk = int(round(chunk_seconds * SAMPLE_RATE))
+  if not 0 < overlap < chunk:
+    raise ValueError(
+      f"need 0 < overlap_seconds < chunk_seconds at {SAMPLE_RATE} Hz, got "
+      f"overlap_seconds={overlap_seconds:g} ({overlap} samples) and "
+      f"chunk_seconds={chunk_seconds:g} ({chunk} samples)"
+    )
+  return chunk, overlap
+
+
 def chunk_starts(length: int, chunk: int, overlap: int) -> list[int]:
   """Start samples of the chunks of an ``length``-sample signal.
 
@@ -460,18 +528,10 @@ class Separator:
     self.info = dict(info or {})
     self.chunk_seconds = chunk_seconds
     self.overlap_seconds = overlap_seconds
-    self._check_chunking(chunk_seconds, overlap_seconds)
+    check_chunking(chunk_seconds, overlap_seconds)
     self._separate_one = evaluation.utterance_fn(
       lambda mix: batch_fn(params, mix)
     )
-
-  @staticmethod
-  def _check_chunking(chunk_seconds, overlap_seconds) -> None:
-    if chunk_seconds is not None and not (0 < overlap_seconds < chunk_seconds):
-      raise ValueError(
-        f"need 0 < overlap_seconds ({overlap_seconds}) < "
-        f"chunk_seconds ({chunk_seconds})"
-      )
 
   @property
   def inference(self) -> str:
@@ -488,7 +548,7 @@ class Separator:
       "num_layers": self.config.num_layers,
       "hidden": self.config.hidden,
       "preset": self.config.preset,
-      "trained_on": self.config.data,
+      "trained_on": describe_training_data(self.config),
       "inference": self.inference,
       "sample_rate": self.sample_rate,
       "chunk_seconds": self.chunk_seconds,
@@ -515,9 +575,7 @@ class Separator:
     overlap_s = (
       self.overlap_seconds if overlap_seconds is None else overlap_seconds
     )
-    self._check_chunking(chunk_s, overlap_s)
-    chunk = None if chunk_s is None else int(round(chunk_s * SAMPLE_RATE))
-    overlap = int(round(overlap_s * SAMPLE_RATE))
+    chunk, overlap = check_chunking(chunk_s, overlap_s)
     mix = np.asarray(mix, np.float32)
     if mix.shape[-1] == 0:
       return np.zeros((self.num_sources, 0), np.float32)
@@ -751,6 +809,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = export_model(args.workdir, args.out_dir, note=args.note)
   except ModelError as e:
     print(f"error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:
+    where = e.filename or args.out_dir
+    print(
+      f"error: {where}: cannot write the model ({e.strerror or e})",
+      file=sys.stderr,
+    )
     return 2
   size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
   print(f"{out} ({size / 1e6:.2f} MB)")

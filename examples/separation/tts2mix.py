@@ -987,6 +987,7 @@ def _describe_difference(old: dict, new: dict) -> str:
     "voice_names": "installed voices",
     "format_version": "tts2mix version",
   }
+  differences = []
   for key, value in new.items():
     if key == "counts":
       for flag, a, b in zip(
@@ -996,11 +997,13 @@ def _describe_difference(old: dict, new: dict) -> str:
         strict=False,
       ):
         if a != b:
-          return f"{flag} {a} (not {b})"
+          differences.append(f"{flag} {a} (not {b})")
       continue
     if old.get(key) != value:
-      return f"{flags.get(key, key)} {old.get(key)!r} (not {value!r})"
-  return "different settings"
+      differences.append(
+        f"{flags.get(key, key)} {old.get(key)!r} (not {value!r})"
+      )
+  return ", ".join(differences) or "different settings"
 
 
 def _progress(total: int, desc: str, enabled: bool):

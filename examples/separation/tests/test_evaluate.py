@@ -89,6 +89,50 @@ def test_non_finite_estimates_name_the_utterance():
     )
 
 
+class _Edited(_Dataset):
+  """``_Dataset`` with ``edit(index, example)`` applied to each example."""
+
+  def __init__(self, edit, num=3):
+    super().__init__(num)
+    self._edit = edit
+
+  def examples(self):
+    for i, ex in enumerate(super().examples()):
+      yield self._edit(i, dict(ex))
+
+
+def test_non_finite_data_names_the_utterance():
+  def poison(i, ex):
+    if i == 1:
+      ex["mix"] = ex["mix"].copy()
+      ex["mix"][5] = np.inf
+    return ex
+
+  with pytest.raises(evaluation.UtteranceError, match="synthetic-test-00001"):
+    evaluation.evaluate_dataset(
+      lambda mix: np.stack([mix, mix]), _Edited(poison), sdr=False
+    )
+
+
+def test_a_silent_reference_gets_nan_sdr_counted_in_the_summary():
+  def silence(i, ex):
+    if i == 0:
+      ex["sources"] = ex["sources"].copy()
+      ex["sources"][0] = 0.0
+      ex["mix"] = ex["sources"].sum(axis=0)
+    return ex
+
+  result = evaluation.evaluate_dataset(
+    lambda mix: np.stack([mix, 0.5 * mix]), _Edited(silence), sdr=True
+  )
+  assert math.isnan(result.rows[0]["sdr_db"])
+  assert all(np.isfinite(r["sdr_db"]) for r in result.rows[1:])
+  assert result.summary["sdr_db_num_nan"] == 1
+  assert result.summary["sdr_db"] == pytest.approx(
+    np.mean([r["sdr_db"] for r in result.rows[1:]])
+  )
+
+
 def test_summary_leaves_out_and_counts_nan():
   rows = [{"si_sdr_db": 1.0, "pesq": 2.0}, {"si_sdr_db": 3.0, "pesq": math.nan}]
   summary = evaluation.summarize(rows)
@@ -227,6 +271,21 @@ def test_evaluate_reads_a_whole_real_split_unless_told(
       ["--data", "synthetic", "--model", "/nonexistent/model"],
       "/nonexistent/model",
     ),
+    (["--data", "synthetic", "--chunk-seconds", "inf"], "--chunk-seconds"),
+    # The default overlap (2 s) is not shorter than the chunk.
+    (["--data", "synthetic", "--chunk-seconds", "1"], "--overlap-seconds 2"),
+    (
+      [
+        "--data",
+        "synthetic",
+        "--chunk-seconds",
+        "2",
+        "--overlap-seconds",
+        "1.99999",
+      ],
+      "--chunk-seconds 2",
+    ),
+    (["--data", "synthetic", "--overlap-seconds", "1"], "--chunk-seconds"),
   ],
 )
 def test_bad_arguments(argv, culprit, tmp_path, capsys):

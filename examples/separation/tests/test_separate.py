@@ -207,11 +207,129 @@ def test_bad_chunking_flags(tmp_path, capsys):
   sf.write(tmp_path / "a.wav", _audio(0.5, 8000, 1), 8000)
   for flags in (
     ["--chunk-seconds", "1", "--overlap-seconds", "1"],
+    # Different in seconds, the same 16000 samples at 8 kHz.
+    ["--chunk-seconds", "2", "--overlap-seconds", "1.99999"],
+    ["--chunk-seconds", "1e-5", "--overlap-seconds", "5e-6"],
     ["--chunk-seconds", "-1"],
+    ["--chunk-seconds", "inf"],
     ["--overlap-seconds", "x"],
   ):
     code, _, err = _run([str(tmp_path / "a.wav"), *flags], capsys)
-    assert code == 2 and "error:" in err, flags
+    assert code == 2, (flags, err)
+    last = err.strip().splitlines()[-1]  # After argparse's usage, if any.
+    assert "error:" in last and "-seconds" in last, (flags, err)
+
+
+def _separate_into(inputs, out, tiny_model, capsys, *flags):
+  return _run(
+    [
+      *map(str, inputs),
+      "--model",
+      str(tiny_model.exported),
+      "--output-dir",
+      str(out),
+      *flags,
+    ],
+    capsys,
+  )
+
+
+def test_existing_outputs_are_refused_skipped_or_replaced(
+  tmp_path, tiny_model, capsys
+):
+  for name in ("a", "b"):
+    sf.write(tmp_path / f"{name}.wav", _audio(0.5, 8000, 1), 8000)
+  inputs = [tmp_path / "a.wav", tmp_path / "b.wav"]
+  out = tmp_path / "out"
+  out.mkdir()
+  sf.write(out / "a_s1.wav", np.zeros(10, np.float32), 8000)
+  before = (out / "a_s1.wav").read_bytes()
+
+  code, stdout, err = _separate_into(inputs, out, tiny_model, capsys)
+  assert code == 2 and stdout == ""
+  assert err.count("\n") == 1 and str(out / "a_s1.wav") in err, err
+  assert "--force-overwrite" in err and "--skip-existing" in err
+  assert _listing(out) == ["a_s1.wav"]  # Nothing written.
+
+  # a's outputs are incomplete (no a_s2.wav): --skip-existing redoes a.
+  code, stdout, err = _separate_into(
+    inputs, out, tiny_model, capsys, "--skip-existing"
+  )
+  assert code == 0, err
+  assert (out / "a_s1.wav").read_bytes() != before
+  assert _listing(out) == ["a_s1.wav", "a_s2.wav", "b_s1.wav", "b_s2.wav"]
+
+  # Every output exists now: nothing to do, nothing rewritten.
+  stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+  code, stdout, err = _separate_into(
+    inputs, out, tiny_model, capsys, "--skip-existing"
+  )
+  assert code == 0 and "nothing to do" in err and stdout == ""
+  assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+  code, stdout, err = _separate_into(
+    inputs, out, tiny_model, capsys, "--force-overwrite"
+  )
+  assert code == 0, err
+  assert len(stdout.splitlines()) == 4
+
+  code, _, err = _separate_into(
+    inputs, out, tiny_model, capsys, "--force-overwrite", "--skip-existing"
+  )
+  assert code == 2 and "not allowed with" in err
+
+
+def test_an_output_that_is_an_input_is_refused_even_when_forced(
+  tmp_path, tiny_model, capsys
+):
+  folder = tmp_path / "rec"
+  folder.mkdir()
+  sf.write(folder / "a.wav", _audio(0.5, 8000, 1), 8000)
+  sf.write(folder / "a_s1.wav", _audio(0.5, 11025, 1, seed=3), 11025)
+  sf.write(folder / ".a.wav.x.tmp.wav", _audio(0.5, 8000, 1), 8000)
+  before = {p.name: p.read_bytes() for p in folder.iterdir()}
+  for flags in ([], ["--force-overwrite"], ["--skip-existing"]):
+    code, _, err = _separate_into([folder], folder, tiny_model, capsys, *flags)
+    assert code == 2, (flags, err)
+    assert err.count("\n") == 1 and str(folder / "a_s1.wav") in err, err
+    assert "is an input" in err
+  assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_hidden_files_are_not_taken_from_a_folder(tmp_path):
+  sf.write(tmp_path / "a.wav", _audio(0.5, 8000, 1), 8000)
+  sf.write(tmp_path / ".a_s1.wav.abc.tmp.wav", _audio(0.5, 8000, 1), 8000)
+  assert separate.collect_inputs([str(tmp_path)]) == [tmp_path / "a.wav"]
+
+
+def test_non_finite_input_is_an_error_naming_the_file(
+  tmp_path, tiny_model, capsys
+):
+  audio = _audio(0.5, 8000, 1)[:, 0]
+  audio[100] = np.nan
+  sf.write(tmp_path / "nan.wav", audio, 8000, subtype="FLOAT")
+  out = tmp_path / "out"
+  code, _, err = _separate_into([tmp_path / "nan.wav"], out, tiny_model, capsys)
+  assert code == 1
+  assert err.strip() == (
+    f"error: {tmp_path / 'nan.wav'}: audio contains NaN or infinity"
+  ), err
+  assert _listing(out) == []
+
+
+def test_plot_of_an_input_shorter_than_one_window(tmp_path, tiny_model, capsys):
+  sf.write(tmp_path / "blip.wav", _audio(0.01, 8000, 1), 8000)  # 80 samples.
+  out = tmp_path / "out"
+  code, _, err = _separate_into(
+    [tmp_path / "blip.wav"], out, tiny_model, capsys, "--plot"
+  )
+  assert code == 0, err
+  assert _listing(out) == [
+    "blip_s1.wav",
+    "blip_s2.wav",
+    "blip_spectrograms.png",
+  ]
+  assert sf.info(str(out / "blip_s1.wav")).frames == 80
 
 
 def test_failure_mid_run_leaves_no_partial_outputs(

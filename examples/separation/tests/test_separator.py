@@ -1,5 +1,6 @@
 """The Python API: load_separator, export_model, resampling and chunking."""
 
+import dataclasses
 import itertools
 import json
 import sys
@@ -196,6 +197,15 @@ def test_export_command_line(tmp_path, tiny_model, capsys):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and str(tmp_path / "nope") in err[0]
   assert not (tmp_path / "m2").exists()
+  # An output folder below a file: one line naming it, no traceback.
+  (tmp_path / "file").write_text("x")
+  assert (
+    separator_lib.main([str(tiny_model.workdir), str(tmp_path / "file" / "m")])
+    == 2
+  )
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and str(tmp_path / "file") in err[0], err
+  assert err[0].startswith("error: ")
 
 
 def test_shipped_default_model_separates_synthetic_test_mixtures():
@@ -238,3 +248,21 @@ def test_shipped_models_record_their_lineage():
     separator_lib.PRETRAINED_DIR / "synthetic_12k"
   )
   assert base.config.init_from is None and base.config.data == "synthetic"
+
+
+def test_training_data_is_described_in_words(tiny_model):
+  config = separator_lib.load_separator(tiny_model.exported).config
+  assert separator_lib.describe_training_data(config).startswith("synthetic")
+  files = dataclasses.replace(
+    config,
+    data="wsj0-2mix",
+    dynamic_mixing=True,
+    distinct_talkers=True,
+    synthetic_fraction=0.5,
+    synthetic_pretrain_steps=12000,
+  )
+  assert separator_lib.describe_training_data(files) == (
+    "audio files in the wsj0-2mix layout, dynamically remixed (distinct "
+    "talkers), 50% synthetic mixtures (pairing "
+    f"{config.pairing}), after 12000 steps of synthetic mixtures"
+  )

@@ -285,9 +285,12 @@ def test_other_settings_named_in_the_error(tmp_path, monkeypatch, capsys):
   )
   (root / tts2mix.MARKER).write_text(json.dumps(old.to_json()))
   with pytest.raises(SystemExit):
-    tts2mix.main(["--root", str(root), *TINY[:4], "--num-test", "3"])
+    tts2mix.main(
+      ["--root", str(root), *TINY[:4], "--num-test", "3", "--seed", "1"]
+    )
   err = capsys.readouterr().err
-  assert err.count("\n") == 1 and "--num-test 2 (not 3)" in err
+  assert err.count("\n") == 1, err
+  assert "--seed 0 (not 1), --num-test 2 (not 3)" in err, err
 
 
 # ---------------------------------------------------------------------------
