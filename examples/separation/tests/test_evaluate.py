@@ -256,6 +256,28 @@ def test_evaluate_reads_a_whole_real_split_unless_told(
       assert [r["name"] for r in csv.DictReader(f)] == expected
 
 
+def test_evaluate_reads_16_khz_data_with_sample_rate(
+  tmp_path, tiny_model, capsys
+):
+  root = tmp_path / "wsj16"
+  wsj_trees.tiny_wsj_tree(root, names=("a", "b"), rate=16000)
+  argv = ["--model", str(tiny_model.exported), "--data", "wsj0-2mix"]
+  argv += ["--data-root", str(root), "--extra-metrics", "none", "--no-sdr"]
+  argv += ["--num-wavs", "1"]
+  code, _, err = _run([*argv, "--workdir", str(tmp_path / "w8")], capsys)
+  assert code == 1 and "--sample-rate" in err and "16000" in err, err
+  out = tmp_path / "w16"
+  code, _, err = _run(
+    [*argv, "--sample-rate", "16000", "--workdir", str(out)], capsys
+  )
+  assert code == 0, err
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["data"]["sample_rate"] == 16000
+  assert summary["num_utterances"] == 2
+  mix, rate = sf.read(str(out / "examples" / "a_mix.wav"))
+  assert rate == 16000 and len(mix) == 4000
+
+
 @pytest.mark.parametrize(
   "argv, culprit",
   [
@@ -286,6 +308,7 @@ def test_evaluate_reads_a_whole_real_split_unless_told(
       "--chunk-seconds 2",
     ),
     (["--data", "synthetic", "--overlap-seconds", "1"], "--chunk-seconds"),
+    (["--data", "synthetic", "--sample-rate", "16000"], "--sample-rate"),
   ],
 )
 def test_bad_arguments(argv, culprit, tmp_path, capsys):
