@@ -21,7 +21,7 @@
       [--split test] [--num N] [--sample-rate HZ] --workdir OUT
       [--extra-metrics auto|none|stoi,pesq] [--no-sdr] [--num-wavs 3]
       [--chunk-seconds S [--overlap-seconds S]] [--seed S] [--pairing P]
-      [--no-progress]
+      [--estimates DIR] [--no-progress]
 
 Writes
 
@@ -35,6 +35,12 @@ Writes
   model, the data and the metrics;
 * ``OUT/examples/``: the first ``--num-wavs`` utterances' mixture, estimates
   and references as wav files.
+
+``--estimates DIR`` scores precomputed estimates instead of a model's (any
+system's, e.g. asteroid's): ``DIR/<name>_s1.wav`` and ``DIR/<name>_s2.wav``
+for each mixture ``<name>.wav`` of the split, in any order, as
+``python -m examples.separation.separate SPLIT/mix --output-dir DIR``
+writes them; every file is checked to exist before scoring starts.
 
 Metrics are those of ``evaluation.py`` (the code path of training's own test
 evaluation): SI-SDR(i) with the PIT permutation, BSS-Eval v3 SDR from
@@ -169,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     choices=configs.PAIRINGS,
     help="synthetic talker pairing (default: the model's)",
   )
+  add(
+    "--estimates",
+    default=None,
+    metavar="DIR",
+    help="score precomputed estimates instead of running a model: "
+    "DIR/<name>_s1.wav and DIR/<name>_s2.wav for each mixture <name>.wav "
+    "(what `separate` writes), at the data's rate and length",
+  )
   add("--no-progress", action="store_true", help="no progress bar")
   return parser
 
@@ -234,7 +248,7 @@ def make_dataset(
       seed=eval_config.seed,
       num_examples=num or (200 if data == "synthetic" else None),
       synthetic=data_lib.SyntheticConfig(pairing=eval_config.pairing),
-      **({"sample_rate": sample_rate} if sample_rate else {}),
+      sample_rate=sample_rate or data_lib.SAMPLE_RATE,
     )
   return train.make_dataset(eval_config, split)
 
@@ -268,6 +282,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
           f"--data-root {args.data_root!r} does not exist or is not a directory"
         )
+    if args.estimates is not None:
+      if args.data == "synthetic":
+        raise ValueError(
+          "--estimates scores files of real data (--data wsj0-2mix or "
+          "libri2mix), not synthetic mixtures"
+        )
+      used = [
+        flag
+        for flag, value in (
+          ("--model", args.model),
+          ("--chunk-seconds", args.chunk_seconds),
+          ("--seed", args.seed),
+          ("--pairing", args.pairing),
+        )
+        if value is not None
+      ]
+      if used:
+        raise ValueError(
+          f"--estimates scores files; {', '.join(used)} would not be used"
+        )
+      if not os.path.isdir(args.estimates):
+        raise ValueError(
+          f"--estimates {args.estimates!r} does not exist or is not a directory"
+        )
     if args.sample_rate is not None and args.data == "synthetic":
       raise ValueError(
         "--sample-rate is for real data; synthetic mixtures are 8 kHz"
@@ -300,14 +338,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluation.check_metrics(extra, sdr=not args.no_sdr)
   except evaluation.MissingMetricError as e:
     parser.exit(2, f"error: {e}\n")
-  try:
-    separator = separator_lib.load_separator(
-      args.model, chunk_seconds=args.chunk_seconds, overlap_seconds=overlap
-    )
-  except separator_lib.ModelError as e:
-    parser.exit(2, f"error: --model: {e}\n")
-  except ValueError as e:  # Bad chunk / overlap.
-    parser.exit(2, f"error: {e}\n")
+  separator = None
+  if args.estimates is None:
+    try:
+      separator = separator_lib.load_separator(
+        args.model, chunk_seconds=args.chunk_seconds, overlap_seconds=overlap
+      )
+    except separator_lib.ModelError as e:
+      parser.exit(2, f"error: --model: {e}\n")
+    except ValueError as e:  # Bad chunk / overlap.
+      parser.exit(2, f"error: {e}\n")
+  config = separator.config if separator is not None else configs.Config()
   try:
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
@@ -315,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   try:
     dataset = make_dataset(
-      separator.config,
+      config,
       args.data,
       args.data_root,
       args.split,
@@ -333,11 +374,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {e}{hint}", file=sys.stderr)
     return 1
   rate = dataset.sample_rate
+  if args.estimates is not None:
+    missing = [
+      path
+      for utt in getattr(dataset, "utterances", ())
+      for path in evaluation.estimate_paths(args.estimates, utt.name)
+      if not path.is_file()
+    ]
+    if missing:
+      more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+      parser.exit(
+        2,
+        f"error: --estimates: {missing[0]}{more} missing (expected "
+        "<name>_s1.wav and <name>_s2.wav for each mixture)\n",
+      )
+
+    def separate_fn(mix, name):
+      return evaluation.read_estimates(args.estimates, name, rate, len(mix))
+
+  else:
+    assert separator is not None
+
+    def separate_fn(mix, name):
+      del name
+      return separator(mix, rate)
+
   t0 = time.time()
   try:
     result = evaluation.evaluate_dataset(
-      lambda mix: separator(mix, rate),
+      separate_fn,
       dataset,
+      by_name=True,
       sdr=not args.no_sdr,
       extra_metrics=extra,
       keep=args.num_wavs,
@@ -354,13 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("interrupted; nothing written", file=sys.stderr)
     return 130
   eval_config = dataclasses.replace(
-    separator.config,
+    config,
     **({"seed": args.seed} if args.seed is not None else {}),
     **({"pairing": args.pairing} if args.pairing is not None else {}),
   )
   summary = {
     **result.summary,
-    "model": separator.describe(),
+    "model": separator.describe()
+    if separator is not None
+    else {"estimates": os.path.abspath(args.estimates)},
     "data": describe_data(dataset, args.data, args.data_root, eval_config),
     "metrics": {
       "si_sdr": "SI-SDR (zero-mean, PIT over sources), "

@@ -368,10 +368,60 @@ def _progress(total: int, enabled: bool, desc: str):
   )
 
 
+def estimate_paths(
+  directory: os.PathLike, name: str, num_sources: int = 2
+) -> list[pathlib.Path]:
+  """``DIR/<name>_s1.wav``, ``DIR/<name>_s2.wav``: where ``separate`` writes
+  the estimates of ``<name>.wav``."""
+  return [
+    pathlib.Path(directory) / f"{name}_s{j + 1}.wav" for j in range(num_sources)
+  ]
+
+
+def read_estimates(
+  directory: os.PathLike,
+  name: str,
+  sample_rate: int,
+  length: int,
+  num_sources: int = 2,
+) -> np.ndarray:
+  """Reads an utterance's precomputed estimates (``estimate_paths``).
+
+  Returns:
+    float32 ``[num_sources, length]``.
+
+  Raises:
+    UtteranceError: a file is missing or unreadable, not mono, at another
+      rate or of another length than the mixture (the message names it).
+  """
+  import soundfile as sf  # pylint: disable=import-outside-toplevel
+
+  out = np.zeros((num_sources, length), np.float32)
+  for j, path in enumerate(estimate_paths(directory, name, num_sources)):
+    try:
+      audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # pylint: disable=broad-except
+      # soundfile raises LibsndfileError, RuntimeError or TypeError.
+      reason = " ".join(str(e).split())
+      raise UtteranceError(
+        f"{path}: cannot read the estimate ({reason})"
+      ) from None
+    if audio.shape[1] != 1:
+      raise UtteranceError(f"{path}: {audio.shape[1]} channels, expected mono")
+    if rate != sample_rate or audio.shape[0] != length:
+      raise UtteranceError(
+        f"{path}: {audio.shape[0]} samples at {rate} Hz, expected the "
+        f"mixture's {length} at {sample_rate} Hz"
+      )
+    out[j] = audio[:, 0]
+  return out
+
+
 def evaluate_dataset(
-  separate_fn: SeparateFn,
+  separate_fn: Callable[..., np.ndarray],
   dataset,
   *,
+  by_name: bool = False,
   sdr: bool = True,
   extra_metrics: Sequence[str] = (),
   keep: int = 0,
@@ -384,6 +434,8 @@ def evaluate_dataset(
     separate_fn: ``fn(mix float32 [L]) -> estimates [S, L]`` at the dataset's
       sample rate (e.g. ``utterance_fn(...)`` or a ``separator.Separator``
       wrapped as ``lambda mix: separator(mix, rate)``).
+    by_name: call ``separate_fn(mix, name)`` instead (e.g. to read
+      precomputed estimates with ``read_estimates``).
     dataset: a ``data.SeparationDataset`` (``examples()`` yields dicts with
       ``mix`` [L], ``sources`` [S, L] and ``name``; ``sample_rate`` and
       ``num_examples`` are read when present).
@@ -417,7 +469,9 @@ def evaluate_dataset(
         raise UtteranceError(
           f"utterance {name}: the mixture or a reference holds NaN or infinity"
         )
-      estimates = np.asarray(separate_fn(mix), np.float32)
+      estimates = np.asarray(
+        separate_fn(mix, name) if by_name else separate_fn(mix), np.float32
+      )
       if not np.all(np.isfinite(estimates)):
         raise NonFiniteOutputError(
           f"non-finite separated signal for utterance {name}"

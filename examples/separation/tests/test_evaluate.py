@@ -256,6 +256,78 @@ def test_evaluate_reads_a_whole_real_split_unless_told(
       assert [r["name"] for r in csv.DictReader(f)] == expected
 
 
+def test_precomputed_estimates_score_as_the_model_does(
+  tmp_path, tiny_model, capsys
+):
+  from examples.separation import separate  # pylint: disable=import-outside-toplevel
+
+  root = tmp_path / "wsj"
+  wsj_trees.tiny_wsj_tree(root, names=("a", "b", "c"))
+  mixes = root / "wav8k" / "min" / "tt" / "mix"
+  est = tmp_path / "est"
+  assert (
+    separate.main(
+      [
+        str(mixes),
+        "--model",
+        str(tiny_model.exported),
+        "--output-dir",
+        str(est),
+      ]
+      + ["--no-progress"]
+    )
+    == 0
+  )
+  capsys.readouterr()
+  base = ["--data", "wsj0-2mix", "--data-root", str(root), "--no-sdr"]
+  base += ["--extra-metrics", "none", "--num-wavs", "0"]
+  scores = {}
+  for how, flags in (
+    ("model", ["--model", str(tiny_model.exported)]),
+    ("files", ["--estimates", str(est)]),
+  ):
+    out = tmp_path / how
+    code, _, err = _run([*base, *flags, "--workdir", str(out)], capsys)
+    assert code == 0, err
+    with open(out / "per_utterance.csv", newline="") as f:
+      scores[how] = {
+        r["name"]: float(r["si_sdri_db"]) for r in csv.DictReader(f)
+      }
+  assert list(scores["files"]) == ["a", "b", "c"]
+  for name, value in scores["model"].items():
+    assert scores["files"][name] == pytest.approx(value, abs=1e-3), name
+  summary = json.loads((tmp_path / "files" / "summary.json").read_text())
+  assert summary["model"] == {"estimates": str(est)}
+
+  # A missing estimate is named before anything is scored.
+  (est / "b_s2.wav").unlink()
+  code, _, err = _run(
+    [*base, "--estimates", str(est), "--workdir", str(tmp_path / "m")], capsys
+  )
+  assert code == 2 and str(est / "b_s2.wav") in err, err
+  assert not (tmp_path / "m" / "summary.json").exists()
+  # An estimate of another length names the file.
+  sf.write(est / "b_s2.wav", np.zeros(10, np.float32), 8000)
+  code, _, err = _run(
+    [*base, "--estimates", str(est), "--workdir", str(tmp_path / "m")], capsys
+  )
+  assert code == 1 and str(est / "b_s2.wav") in err and "10 samples" in err, err
+  # A model has no use with estimates.
+  code, _, err = _run(
+    [
+      *base,
+      "--estimates",
+      str(est),
+      "--model",
+      "x",
+      "--workdir",
+      str(tmp_path / "m"),
+    ],
+    capsys,
+  )
+  assert code == 2 and "--model" in err.strip().splitlines()[-1], err
+
+
 def test_evaluate_reads_16_khz_data_with_sample_rate(
   tmp_path, tiny_model, capsys
 ):
@@ -309,6 +381,18 @@ def test_evaluate_reads_16_khz_data_with_sample_rate(
     ),
     (["--data", "synthetic", "--overlap-seconds", "1"], "--chunk-seconds"),
     (["--data", "synthetic", "--sample-rate", "16000"], "--sample-rate"),
+    (["--data", "synthetic", "--estimates", "/tmp"], "--estimates"),
+    (
+      [
+        "--data",
+        "wsj0-2mix",
+        "--data-root",
+        "/tmp",
+        "--estimates",
+        "/nonexistent/est",
+      ],
+      "/nonexistent/est",
+    ),
   ],
 )
 def test_bad_arguments(argv, culprit, tmp_path, capsys):
