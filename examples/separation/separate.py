@@ -18,7 +18,8 @@
 
   python -m examples.separation.separate FILE_OR_DIR ... [--model DIR]
       [--output-dir OUT] [--force-overwrite | --skip-existing]
-      [--chunk-seconds S] [--overlap-seconds S] [--plot] [--no-progress]
+      [--keep-going] [--chunk-seconds S] [--overlap-seconds S] [--plot]
+      [--no-progress]
 
 Each input is an audio file that libsndfile reads (wav, flac, ogg/opus,
 aiff, and mp3 with libsndfile >= 1.1; any sample rate and channel count) or
@@ -54,8 +55,9 @@ model directory and an output folder that cannot be written are reported
 before anything is written, as one ``error:`` line naming the path or the
 flag, with exit status 2. A failure while separating a file (including an
 input holding NaN or infinity, which would make the estimates NaN) exits
-with status 1 naming the file; every output is written to a temporary file
-and renamed when complete, so no output is ever half-written (outputs of the
+with status 1 naming the file (with ``--keep-going``: after the other files,
+naming each failure); every output is written to a temporary file and
+renamed when complete, so no output is ever half-written (outputs of the
 files before it are kept).
 """
 
@@ -513,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
     help="leave out the inputs whose outputs all exist (finish an "
     "interrupted batch)",
   )
+  add(
+    "--keep-going",
+    action="store_true",
+    help="after a file fails, go on with the others (exit status 1 at the "
+    "end, naming each failure)",
+  )
   add("--plot", action="store_true", help="also write <stem>_spectrograms.png")
   add("--no-progress", action="store_true", help="no progress bar")
   return parser
@@ -577,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dynamic_ncols=True,
     disable=args.no_progress,
   )
+  failed = 0
   for path in bar:
     try:
       written = separate_file(separator, path, output_dir, plot=args.plot)
@@ -587,19 +596,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
       )
       return 130
-    except InputError as e:  # Names the path itself.
-      bar.close()
-      print(f"error: {_one_line(e)}", file=sys.stderr)
-      return 1
     except Exception as e:  # pylint: disable=broad-except
-      bar.close()
-      print(
-        f"error: {path}: {_one_line(e) or type(e).__name__}", file=sys.stderr
-      )
-      return 1
+      # An InputError names the path itself.
+      message = _one_line(e) or type(e).__name__
+      if not isinstance(e, InputError):
+        message = f"{path}: {message}"
+      if not args.keep_going:
+        bar.close()
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+      bar.write(f"error: {message}", file=sys.stderr)
+      failed += 1
+      continue
     for out in written:
       bar.write(str(out), file=sys.stdout)
   bar.close()
+  if failed:
+    print(
+      f"error: {failed} of {len(todo)} inputs failed (named above); the "
+      "others were separated",
+      file=sys.stderr,
+    )
+    return 1
   return 0
 
 

@@ -317,6 +317,29 @@ def test_non_finite_input_is_an_error_naming_the_file(
   assert _listing(out) == []
 
 
+def test_keep_going_separates_the_other_files(tmp_path, tiny_model, capsys):
+  bad = _audio(0.5, 8000, 1)[:, 0]
+  bad[7] = np.inf
+  sf.write(tmp_path / "a.wav", _audio(0.5, 8000, 1), 8000)
+  sf.write(tmp_path / "b.wav", bad, 8000, subtype="FLOAT")
+  sf.write(tmp_path / "c.wav", _audio(0.5, 8000, 1, seed=5), 8000)
+  out = tmp_path / "out"
+  code, stdout, err = _separate_into(
+    [tmp_path / "a.wav", tmp_path / "b.wav", tmp_path / "c.wav"],
+    out,
+    tiny_model,
+    capsys,
+    "--keep-going",
+  )
+  assert code == 1
+  assert err.strip().splitlines() == [
+    f"error: {tmp_path / 'b.wav'}: audio contains NaN or infinity",
+    "error: 1 of 3 inputs failed (named above); the others were separated",
+  ]
+  assert _listing(out) == ["a_s1.wav", "a_s2.wav", "c_s1.wav", "c_s2.wav"]
+  assert len(stdout.splitlines()) == 4
+
+
 def test_plot_of_an_input_shorter_than_one_window(tmp_path, tiny_model, capsys):
   sf.write(tmp_path / "blip.wav", _audio(0.01, 8000, 1), 8000)  # 80 samples.
   out = tmp_path / "out"
