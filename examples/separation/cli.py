@@ -330,15 +330,12 @@ def _refit_cadence(
   evaluating every ``base.steps`` steps. An interval given on the command
   line, or one that was not shrunk, is kept.
   """
-  preset = configs.get_config(base.preset, loss=base.loss, data=base.data)
+  preset = configs.preset_fields(base.preset, loss=base.loss, data=base.data)
   changes = {}
-  if (
-    "eval_every" not in given
-    and base.eval_every == base.steps < preset.eval_every
-  ):
-    changes["eval_every"] = preset.eval_every
-  if base.checkpoint_every == base.steps < preset.checkpoint_every:
-    changes["checkpoint_every"] = preset.checkpoint_every
+  for field in ("eval_every", "checkpoint_every"):
+    interval = preset.get(field, getattr(configs.Config, field))
+    if field not in given and getattr(base, field) == base.steps < interval:
+      changes[field] = interval
   return dataclasses.replace(config, **changes)
 
 
@@ -454,6 +451,9 @@ def main(argv=None) -> int:
     return 1
   except train.WorkdirError as e:
     print(f"error: --workdir: {e}", file=sys.stderr)
+    return 2
+  except ValueError as e:  # Settings that only training could check.
+    print(f"error: {_flag_message(str(e))}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print(

@@ -30,6 +30,7 @@ Presets:
 import dataclasses
 import json
 import pathlib
+from typing import Any
 
 LOSSES = ("mi", "dc", "wkm", "chimera", "snr")
 CLIPS = ("autoclip", "none", "fixed")
@@ -318,6 +319,20 @@ def get_config(preset: str = "tiny", **overrides) -> Config:
   Raises:
     ValueError: unknown preset or field, or an invalid value.
   """
+  config = Config(preset=preset, **preset_fields(preset, **overrides))
+  validate(config)
+  return config
+
+
+def preset_fields(preset: str = "tiny", **overrides) -> dict[str, Any]:
+  """The fields ``get_config`` would build its Config from, unvalidated.
+
+  For reading a preset's values (e.g. its evaluation interval) where the
+  overrides that would make a valid Config (``data_root``) are not at hand.
+
+  Raises:
+    ValueError: unknown preset or field.
+  """
   if preset not in PRESETS:
     raise ValueError(
       f"unknown preset {preset!r}; expected one of {tuple(PRESETS)}"
@@ -338,9 +353,7 @@ def get_config(preset: str = "tiny", **overrides) -> Config:
   if not fields.get("dynamic_mixing") and "distinct_talkers" not in overrides:
     # The preset's distinct talkers only refine its dynamic mixing.
     fields.pop("distinct_talkers", None)
-  config = Config(preset=preset, **fields)
-  validate(config)
-  return config
+  return fields
 
 
 def without_data_preset(preset: str, loss: str = Config.loss) -> dict:

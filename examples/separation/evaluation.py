@@ -547,6 +547,11 @@ def write_csv(rows: Sequence[dict], path: os.PathLike) -> None:
     tmp.unlink(missing_ok=True)
 
 
+def write_jsonl(records: Iterable[dict], path: os.PathLike) -> None:
+  """One JSON record per line, written atomically."""
+  _write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
 def write_json(obj: Any, path: os.PathLike) -> None:
   """``obj`` as indented JSON (NaN written as null)."""
 

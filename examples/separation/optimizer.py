@@ -212,6 +212,39 @@ def make_optimizer(
   return optax.chain(base, _epoch_schedule(config))
 
 
+def check_config(config: configs.Config) -> None:
+  """Checks the schedule and reweighting settings up front.
+
+  Builds the optimizer and computes one set of batch weights on a dummy
+  batch, eagerly, so that settings the training step would reject (while
+  tracing, after the data is built) are reported before any work.
+
+  Raises:
+    ValueError: naming the setting, prefixed by its schedule or
+      reweighting (``--schedule rop2: factor must be ...``).
+  """
+  try:
+    make_optimizer(config, optax.identity())
+  except ValueError as e:
+    message = str(e)
+    if config.schedule != "constant" and not message.startswith("--"):
+      message = f"--schedule {config.schedule}: {message}"
+    raise ValueError(message) from None
+  if config.reweight == "none":
+    return
+  dummy = {"classes": jnp.zeros((2, 2), jnp.int32)}
+  try:
+    weights = batch_weights(jnp.zeros(2), dummy, jnp.asarray(0), config)
+  except ValueError as e:
+    raise ValueError(f"--reweight {config.reweight}: {e}") from None
+  if weights is not None and not bool(jnp.all(jnp.isfinite(weights))):
+    raise ValueError(
+      f"--reweight {config.reweight}: its settings (alpha={config.alpha}, "
+      f"beta0={config.beta0}, class_gammas={tuple(config.class_gammas)}) "
+      "give non-finite weights"
+    )
+
+
 def extra_args(mean_loss: jax.Array, config: configs.Config) -> dict:
   """Extra arguments of the optimizer update: ``value`` = the step's loss.
 

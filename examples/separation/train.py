@@ -571,16 +571,35 @@ def _json_value(x):
   return [(float(v) if np.isfinite(v) else None) for v in x.ravel()]
 
 
+def _read_metrics(path: pathlib.Path) -> list[dict]:
+  """The records of ``metrics.jsonl``; a line that is not a whole JSON
+  record with a step (one torn by a killed process) is left out."""
+  if not path.exists():
+    return []
+  records = []
+  for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(record, dict) and isinstance(record.get("step"), int):
+      records.append(record)
+  return records
+
+
 def _truncate_metrics(path: pathlib.Path, last_step: int) -> None:
-  """Drops log lines past ``last_step`` (written after the last checkpoint)."""
+  """Drops log lines past ``last_step`` (written after the last checkpoint)
+  and torn lines; the file is replaced atomically."""
   if not path.exists():
     return
-  kept = [
-    line
-    for line in path.read_text().splitlines()
-    if line.strip() and json.loads(line)["step"] <= last_step
-  ]
-  path.write_text("".join(line + "\n" for line in kept))
+  kept = [r for r in _read_metrics(path) if r["step"] <= last_step]
+  evaluation.write_jsonl(kept, path)
+
+
+def _last_logged(path: pathlib.Path, key: str):
+  """The last value of ``key`` in ``metrics.jsonl`` (None if never logged)."""
+  values = [r[key] for r in _read_metrics(path) if r.get(key) is not None]
+  return values[-1] if values else None
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -627,8 +646,7 @@ def train_and_evaluate(
     data.DatasetError: unreadable or invalid training data.
   """
   configs.validate(config)
-  workdir_path = pathlib.Path(workdir)
-  workdir_path.mkdir(parents=True, exist_ok=True)
+  optimizer_lib.check_config(config)
   mesh = make_mesh(num_devices)
   if config.batch_size % mesh.size:
     raise ValueError(
@@ -636,6 +654,8 @@ def train_and_evaluate(
       f"devices ({mesh.size}); change --batch-size or set "
       "CUDA_VISIBLE_DEVICES / XLA_FLAGS"
     )
+  workdir_path = pathlib.Path(workdir)
+  workdir_path.mkdir(parents=True, exist_ok=True)
   ckpt_dir = (workdir_path / "checkpoints").absolute()
   manager = ocp.CheckpointManager(
     ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
@@ -808,6 +828,16 @@ def _train_and_evaluate(
   if bar is not None:
     bar.close()
   train_seconds = time.time() - t0
+  trained = int(state.step) - start
+  val_si_sdri = val_summary["si_sdri_db"] if val_summary else None
+  if not trained:
+    # Resumed at its end (a finished run, one stopped by its schedule, or
+    # one interrupted during the test evaluation): nothing was trained or
+    # validated now; keep what the training run measured.
+    val_si_sdri = _last_logged(metrics_path, "val_si_sdri_db")
+    previous = configs.read_json_object(workdir_path / "results.json")
+    if previous and previous.get("steps_done") == int(state.step):
+      train_seconds = previous.get("train_seconds_this_run", train_seconds)
 
   test_summary, kept = evaluate(
     state.params,
@@ -834,7 +864,7 @@ def _train_and_evaluate(
     "clip_fraction": _json_value(autoclip_optax.clip_fraction(state.opt_state))
     if config.clip == "autoclip"
     else None,
-    "val_si_sdri_db": val_summary["si_sdri_db"] if val_summary else None,
+    "val_si_sdri_db": val_si_sdri,
     "test_si_sdr_db": test_summary["si_sdr_db"],
     "test_si_sdri_db": test_summary["si_sdri_db"],
     "test_sdr_db": test_summary.get("sdr_db"),

@@ -50,6 +50,12 @@ def _run(args, tmp_path):
       ["--speed-perturbation", "0.4", "--dynamic-mixing", "--data-root", "."],
       "--speed-perturbation",
     ),
+    # Settings only the optimizer / the training step used to check (after
+    # the data was built, as tracebacks).
+    (["--schedule", "rocp", "--clip", "none"], "--clip autoclip"),
+    (["--schedule", "rop2", "--factor", "2"], "--schedule rop2: factor"),
+    (["--reweight", "class", "--class-gammas", "1,2,3"], "class_gammas"),
+    (["--reweight", "robust", "--alpha", "nan"], "--reweight robust"),
   ],
 )
 def test_bad_arguments_exit_fast_with_one_line(args, culprit, tmp_path):
@@ -60,6 +66,7 @@ def test_bad_arguments_exit_fast_with_one_line(args, culprit, tmp_path):
   assert culprit in lines[-1], proc.stderr
   assert "Traceback" not in proc.stderr
   assert seconds < 30
+  assert not (tmp_path / "w" / "config.json").exists()
 
 
 def test_unwritable_workdir(tmp_path):

@@ -162,6 +162,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, interrupted_run):
   interrupted = tmp_path / "interrupted"
   # Stopped during step 5: resumed from the checkpoint of step 3.
   interrupted_run(config, interrupted, at_step=4)
+  # A line torn by a killed process is dropped, not a crash.
+  with open(interrupted / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"step": 5, "clip_fr')
   resumed = train.train_and_evaluate(config, str(interrupted), resume=True)
   assert resumed["steps_done"] == straight["steps_done"] == 6
   assert resumed["test_si_sdri_db"] == straight["test_si_sdri_db"]
@@ -176,6 +179,16 @@ def test_resume_equals_uninterrupted_run(tmp_path, interrupted_run):
     ]
 
   assert training_logs(interrupted) == training_logs(tmp_path / "straight")
+
+  # Resumed at its end, a finished run trains nothing and keeps what its
+  # training measured (validation score, training time).
+  again = train.train_and_evaluate(
+    config, str(tmp_path / "straight"), resume=True
+  )
+  assert again["steps_done"] == 6
+  for key in ("val_si_sdri_db", "train_seconds_this_run", "test_si_sdri_db"):
+    assert again[key] == straight[key], key
+  assert again["val_si_sdri_db"] is not None
 
 
 def test_data_worker_process_and_thread_train_identically(tmp_path):
@@ -466,12 +479,18 @@ def test_resume_from_the_command_line_applies_only_the_flags_given(
   assert results["hidden"] == 16
 
 
-def test_resume_with_more_steps_restores_the_shrunk_cadence():
+@pytest.mark.parametrize(
+  "data", [[], ["--data", "wsj0-2mix", "--data-root", "/data/wsj0-2mix"]]
+)
+def test_resume_with_more_steps_restores_the_shrunk_cadence(data):
   # A 100-step tiny run evaluates and checkpoints every 100 steps (the
   # preset's 500, shrunk to fit); resumed for 3000 steps it takes the
-  # preset's cadence again, unless --eval-every is given.
+  # preset's cadence again, unless --eval-every is given. (Real data: the
+  # preset is read without a data root, which a Config would need.)
   parser = cli.build_parser()
-  start = ["--workdir", "w", "--steps", "100"]
+  start = ["--workdir", "w", "--steps", "100", *data]
+  if data:
+    start += ["--synthetic-pretrain-steps", "50"]
   recorded = json.loads(
     json.dumps(
       dataclasses.asdict(cli.config_from_args(parser.parse_args(start)))
@@ -479,6 +498,7 @@ def test_resume_with_more_steps_restores_the_shrunk_cadence():
   )
   assert recorded["eval_every"] == recorded["checkpoint_every"] == 100
   preset = configs.get_config("tiny", data="synthetic")
+  assert recorded["data"] == ("wsj0-2mix" if data else "synthetic")
 
   def resumed(*flags):
     argv = ["--resume", "--workdir", "w", *flags]
@@ -486,6 +506,7 @@ def test_resume_with_more_steps_restores_the_shrunk_cadence():
     return cli.resumed_config(args, cli.given_flags(argv), recorded)
 
   config = resumed("--steps", "3000")
+  assert config.data_root == (data[-1] if data else None)
   assert (config.eval_every, config.checkpoint_every) == (
     preset.eval_every,
     preset.checkpoint_every,
