@@ -61,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     default=None,
     help="training chunk length in STFT frames (preset)",
   )
-  add("--learning-rate", type=float, default=None, help="Adam lr (1e-3)")
+  add(
+    "--learning-rate",
+    type=float,
+    default=None,
+    help="Adam's peak lr (default: the preset's, e.g. tiny 2e-3, 3e-3 for "
+    "dc / wkm)",
+  )
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")
@@ -163,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     "--resume",
     action="store_true",
     help="continue from the latest checkpoint in --workdir, with the "
-    "settings its run recorded (config.json); flags given override them",
+    "settings its run recorded (config.json); flags given override them, "
+    "except those that change the trained weights (refused)",
   )
   add("--no-progress", action="store_true", help="no progress bar")
   sched = parser.add_argument_group("learning-rate schedule")
@@ -339,6 +346,39 @@ def _refit_cadence(
   return dataclasses.replace(config, **changes)
 
 
+def train_reporting_errors(
+  config: configs.Config, workdir: os.PathLike
+) -> tuple[dict | None, int]:
+  """Trains (or resumes) a run for a script that trains several.
+
+  Returns:
+    ``(results, 0)``, or ``(None, exit status)`` after printing one
+    ``error:`` line (a dataset, training, workdir or settings error) or,
+    on Ctrl-C, how to continue.
+  """
+  from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
+  from examples.separation import train  # pylint: disable=import-outside-toplevel
+
+  try:
+    return train.train_and_evaluate(config, str(workdir), resume=True), 0
+  except (data_lib.DatasetError, train.TrainingError) as e:
+    print(f"error: {workdir}: {e}", file=sys.stderr)
+    return None, 1
+  except train.WorkdirError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return None, 1
+  except ValueError as e:
+    print(f"error: {workdir}: {_flag_message(str(e))}", file=sys.stderr)
+    return None, 2
+  except KeyboardInterrupt:
+    print(
+      f"interrupted while training {workdir}; rerun the same command to "
+      "continue from its last checkpoint",
+      file=sys.stderr,
+    )
+    return None, 130
+
+
 def positive_int(text: str) -> int:
   """``argparse`` type: an integer >= 1."""
   try:
@@ -411,6 +451,11 @@ def main(argv=None) -> int:
         print(
           f"warning: {args.workdir} records no settings (a run from before "
           "config.json); resuming with the command line's",
+          file=sys.stderr,
+        )
+      elif args.resume:
+        print(
+          f"warning: nothing to resume in {args.workdir}; starting a new run",
           file=sys.stderr,
         )
     else:

@@ -14,6 +14,7 @@ continues from its last checkpoint. The summary goes to
 
 import argparse
 import json
+import os
 import sys
 
 from examples.separation import cli
@@ -175,6 +176,13 @@ def main(argv=None) -> int:
     help="rescale every training mixture and its sources to the same RMS "
     "(default: the preset's)",
   )
+  parser.add_argument(
+    "--synthetic-pretrain-steps",
+    type=int,
+    default=None,
+    help="real data: steps of synthetic mixtures before the files "
+    "(default: the preset's; must be below --steps)",
+  )
   parser.add_argument("--p", type=float, default=10.0)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=None)
@@ -219,6 +227,7 @@ def main(argv=None) -> int:
               "dynamic_mixing",
               "distinct_talkers",
               "normalize_levels",
+              "synthetic_pretrain_steps",
             )
             if getattr(args, field) is not None
           },
@@ -242,6 +251,10 @@ def main(argv=None) -> int:
     for runs in plan.values():
       for config in runs.values():
         configs.validate(config)
+    if args.data != "synthetic" and not os.path.isdir(args.data_root):
+      raise ValueError(
+        f"--data-root {args.data_root!r} does not exist or is not a directory"
+      )
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
     parser.exit(2, f"error: {cli._flag_message(str(e))}\n")  # pylint: disable=protected-access
@@ -273,13 +286,11 @@ def main(argv=None) -> int:
           f"{loss}/{name}: training {config.preset} ({config.steps} "
           f"steps) in {run_dir}"
         )
-        try:
-          # An interrupted run continues from its last checkpoint (its
-          # train seconds then count this invocation only).
-          results = train.train_and_evaluate(config, str(run_dir), resume=True)
-        except (train.TrainingError, train.WorkdirError) as e:
-          print(f"error: {e}", file=sys.stderr)
-          return 1
+        # An interrupted run continues from its last checkpoint (its train
+        # seconds then count this invocation only).
+        results, status = cli.train_reporting_errors(config, run_dir)
+        if results is None:
+          return status
       summary[loss][name] = {
         k: results[k]
         for k in (

@@ -145,9 +145,17 @@ def pair_kinds(tts_root: pathlib.Path, split: str = "tt") -> dict[str, str]:
     raise ValueError(f"--tts-root {str(tts_root)!r} has no mixtures.csv")
   kinds = {}
   with path.open(encoding="utf-8", newline="") as f:
-    for row in csv.DictReader(f):
+    reader = csv.DictReader(f)
+    missing = {"split", "name", "s1_sex", "s2_sex"} - set(
+      reader.fieldnames or ()
+    )
+    if missing:
+      raise ValueError(
+        f"{path} lacks the columns {sorted(missing)} of a tts2mix build"
+      )
+    for row in reader:
       if row["split"] == split:
-        sexes = sorted(row["s1_sex"] + row["s2_sex"])
+        sexes = sorted((row["s1_sex"] or "") + (row["s2_sex"] or ""))
         kinds[row["name"]] = "FM" if sexes == ["F", "M"] else "".join(sexes)
   return kinds
 
@@ -276,12 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"{name}: finished earlier, read {run_dir / 'results.json'}")
     else:
       print(f"{name}: training ({config.steps} steps) in {run_dir}")
-      try:
-        # An interrupted run continues from its last checkpoint.
-        results = train.train_and_evaluate(config, str(run_dir), resume=True)
-      except (train.TrainingError, train.WorkdirError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+      # An interrupted run continues from its last checkpoint.
+      results, status = cli.train_reporting_errors(config, run_dir)
+      if results is None:
+        return status
     eval_dir = run_dir / "eval_tts_tt"
     if not (eval_dir / "per_utterance.csv").exists():
       status = evaluate.main(

@@ -571,6 +571,12 @@ def _json_value(x):
   return [(float(v) if np.isfinite(v) else None) for v in x.ravel()]
 
 
+def _all_finite(tree) -> bool:
+  """Whether every array of ``tree`` is finite (one device sync)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+  return bool(jnp.all(jnp.stack(leaves))) if leaves else True
+
+
 def _read_metrics(path: pathlib.Path) -> list[dict]:
   """The records of ``metrics.jsonl``; a line that is not a whole JSON
   record with a step (one torn by a killed process) is left out."""
@@ -770,6 +776,7 @@ def _train_and_evaluate(
           f"non-finite loss {loss} at step {done} (loss={config.loss}, "
           f"clip={config.clip}); stopping instead of training through it"
         )
+
       stop = bool(np.asarray(logs.get("stop", False)))
       last = done == config.steps or stop  # Log and validate the last step.
       if step_callback is not None:
@@ -789,6 +796,13 @@ def _train_and_evaluate(
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
       if config.checkpoint and (done % config.checkpoint_every == 0 or last):
+        # A finite loss can still come with non-finite gradients (AutoClip
+        # passes them through unclipped): never checkpoint such weights.
+        if not _all_finite(state.params):
+          raise TrainingError(
+            f"non-finite weights after step {done} (loss={config.loss}, "
+            f"clip={config.clip}); stopping without checkpointing them"
+          )
         manager.save(
           done,
           args=ocp.args.StandardSave(train_state.checkpoint_tree(state)),

@@ -99,6 +99,15 @@ def test_compare_trains_both_runs_and_reuses_them(
     (["--steps", "0"], "--steps"),
     (["--batch-size", "0"], "--batch-size"),
     (["--num-test", "0"], "--num-test 0"),
+    (
+      ["--data", "wsj0-2mix", "--data-root", "/nonexistent/wsj"],
+      "/nonexistent",
+    ),
+    # File data: the synthetic stage must end before the run does.
+    (
+      ["--data", "wsj0-2mix", "--data-root", ".", "--steps", "5"],
+      "--synthetic-pretrain-steps",
+    ),
   ],
 )
 def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):
@@ -107,6 +116,38 @@ def test_bad_arguments_name_the_flag(args, culprit, tmp_path, capsys):
   assert e.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert err[-1].startswith("error:") and culprit in err[-1]
+
+
+def test_synthetic_pretrain_steps_reaches_the_runs():
+  # The flag named by the error above exists in compare too.
+  with pytest.raises(SystemExit) as e:
+    compare.main(["--help"])
+  assert e.value.code == 0
+  runs = compare.run_configs(
+    "tiny",
+    "mi",
+    0,
+    5,
+    10.0,
+    ("autoclip",),
+    {"data": "wsj0-2mix", "data_root": ".", "synthetic_pretrain_steps": 2},
+  )
+  assert [c.synthetic_pretrain_steps for c in runs.values()] == [2]
+
+
+def test_interrupted_training_is_one_line(tmp_path, capsys, monkeypatch):
+  from examples.separation import train  # pylint: disable=import-outside-toplevel
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(train, "train_and_evaluate", interrupted)
+  code = compare.main(
+    ["--losses", "mi", "--clips", "autoclip", "--workdir", str(tmp_path)]
+  )
+  assert code == 130
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "rerun the same command" in err[0], err
 
 
 def test_data_description_names_the_file_data_settings():

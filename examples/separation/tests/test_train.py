@@ -332,6 +332,20 @@ def test_nan_loss_is_reported_with_its_step(tmp_path, monkeypatch):
     train.train_and_evaluate(micro_config(), str(tmp_path))
 
 
+def test_nan_gradient_with_a_finite_loss_is_reported(tmp_path, monkeypatch):
+  real = train.per_example_loss
+
+  def poisoned(outputs, batch, config):
+    # d sqrt(u) / du is infinite at u = 0: NaN gradients, finite loss.
+    zero = jnp.sum(jax.tree.leaves(outputs)[0] * 0.0)
+    return real(outputs, batch, config) + jnp.sqrt(zero)
+
+  monkeypatch.setattr(train, "per_example_loss", poisoned)
+  with pytest.raises(train.TrainingError, match="weights after step 1"):
+    train.train_and_evaluate(micro_config(checkpoint_every=1), str(tmp_path))
+  assert not list((tmp_path / "checkpoints").glob("[0-9]*"))
+
+
 def test_kmeans_masks_separate_clustered_embeddings():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 2, (1, 5, 7))
@@ -540,3 +554,7 @@ def test_resume_without_recorded_settings_warns(tmp_path, capsys):
   argv += ["--history-size", "64"]
   assert cli.main(argv) == 0
   assert "records no settings" in capsys.readouterr().err
+  # A workdir with nothing in it (a typo): said, then a new run.
+  argv[2] = str(tmp_path / "typo")
+  assert cli.main(argv) == 0
+  assert "nothing to resume" in capsys.readouterr().err
