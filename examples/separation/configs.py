@@ -530,6 +530,11 @@ def validate(config: Config) -> None:
     value = getattr(c, name)
     _check(isinstance(value, bool), f"{name}={value!r} must be True or False")
   _check(
+    not c.dynamic_mixing or c.data != "synthetic",
+    "dynamic_mixing=True remixes the sources of real data; synthetic "
+    "mixtures are new every step already (--data wsj0-2mix/libri2mix)",
+  )
+  _check(
     not c.distinct_talkers or (c.dynamic_mixing and c.data != "synthetic"),
     "distinct_talkers=True needs dynamic_mixing of real data",
   )
@@ -571,6 +576,21 @@ def validate(config: Config) -> None:
     f"synthetic_pretrain_steps={c.synthetic_pretrain_steps!r} must be a "
     f"non-negative integer below steps={c.steps}",
   )
+  if c.synthetic_fraction:
+    _check(
+      c.data != "synthetic",
+      f"synthetic_fraction={c.synthetic_fraction!r} blends synthetic "
+      "mixtures into real data (--data wsj0-2mix/libri2mix); with --data "
+      "synthetic every mixture is synthetic",
+    )
+  if c.environmental and c.data != "synthetic":
+    _check(
+      bool(c.synthetic_fraction or c.synthetic_pretrain_steps),
+      "environmental=True adds environmental sources to synthetic "
+      "mixtures; real data without a synthetic share "
+      "(--synthetic-fraction) or stage (--synthetic-pretrain-steps) has "
+      "none, and --reweight class would weigh every mixture the same",
+    )
   if c.synthetic_pretrain_steps:
     _check(
       c.data != "synthetic",

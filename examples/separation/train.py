@@ -635,20 +635,26 @@ def train_and_evaluate(
     config: the run's configuration.
     workdir: output directory (created).
     resume: continue from the latest checkpoint in ``workdir`` if any.
+      Unlike the Flax examples' ``train_and_evaluate``, which always
+      restores a workdir's latest checkpoint, a workdir holding checkpoints
+      is refused without it (a new run never silently continues an old one).
     num_devices: use the first ``num_devices`` devices (default: all).
     step_callback: optional ``fn(step, logs)`` called with each step's logs
       (host arrays) once the loop has read them: in step order, but up to one
       step late (see the loop).
 
   Raises:
-    ValueError: an invalid ``config``, or a batch the devices cannot share.
+    ValueError: an invalid ``config`` (schedule and reweighting settings
+      included, ``optimizer.check_config``), or a batch the devices cannot
+      share; raised before anything is written.
     WorkdirError: ``workdir`` holds checkpoints of another run: of any run
       when ``resume`` is false (start over in another workdir), or of one
       whose ``config.json`` differs from ``config`` in a field that changes
       the trained weights (:data:`configs.TRAINING_NEUTRAL_FIELDS` may
       differ, and ``steps``, to extend a run whose schedule does not depend
       on its length). Checked before any data is read.
-    TrainingError: a non-finite loss.
+    TrainingError: a non-finite loss, or non-finite weights at a checkpoint
+      step (never saved).
     data.DatasetError: unreadable or invalid training data.
   """
   configs.validate(config)

@@ -47,8 +47,17 @@ def _run(args, tmp_path):
     (["--reweight", "focal"], "--reweight"),
     (["--speed-perturbation", "0.1"], "--speed-perturbation"),
     (
-      ["--speed-perturbation", "0.4", "--dynamic-mixing", "--data-root", "."],
+      ["--speed-perturbation", "0.4", "--dynamic-mixing"]
+      + ["--data", "wsj0-2mix", "--data-root", "."],
       "--speed-perturbation",
+    ),
+    # Settings that would do nothing.
+    (["--dynamic-mixing"], "--dynamic-mixing"),
+    (["--synthetic-fraction", "0.5"], "--synthetic-fraction"),
+    (
+      ["--data", "wsj0-2mix", "--data-root", ".", "--reweight", "class"]
+      + ["--synthetic-pretrain-steps", "0", "--synthetic-fraction", "0"],
+      "--environmental",
     ),
     # Settings only the optimizer / the training step used to check (after
     # the data was built, as tracebacks).
