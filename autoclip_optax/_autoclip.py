@@ -27,6 +27,7 @@ NO_CLIP = _order_stats.PAD
 # A squared norm below this may have lost precision to underflow: recompute
 # it with the gradient scaled by its largest magnitude.
 _SMALL_SQUARED_NORM = 1e-30
+_MAX_INT32 = 2**31 - 1
 
 
 class AutoClipState(NamedTuple):
@@ -65,18 +66,37 @@ class AutoClipState(NamedTuple):
   next_index: jax.Array
 
 
-def _is_static_number(x) -> bool:
-  return isinstance(x, (numbers.Number, np.ndarray, np.generic))
+def _concrete(x):
+  """``x`` as a numpy array if it has a value now (Python or numpy number,
+  concrete jax array, including ``inject_hyperparams``' at ``init``), else
+  None (traced)."""
+  if isinstance(x, (str, bytes)) or x is None:
+    return np.asarray(x, dtype=object)
+  try:
+    return np.asarray(x)
+  except jax.errors.TracerArrayConversionError:
+    return None
+
+
+def _is_real_scalar(a: np.ndarray) -> bool:
+  return (
+    a.ndim == 0
+    and a.dtype != np.bool_
+    and (
+      np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+    )
+  )
 
 
 def _validate(
   p, history_size, method, warmup_steps, warmup_max_norm, group_labels
 ):
   """Raises ValueError for inconsistent Python arguments."""
-  if _is_static_number(p):
-    p_value = float(np.asarray(p))
-    if np.ndim(p) != 0 or not 0.0 <= p_value <= 100.0:  # False for NaN.
-      raise ValueError(f"p must be a number in [0, 100], got p={p!r}.")
+  p_array = _concrete(p)
+  if p_array is not None and not (
+    _is_real_scalar(p_array) and 0.0 <= float(p_array) <= 100.0  # NaN: False.
+  ):
+    raise ValueError(f"p must be a number in [0, 100], got p={p!r}.")
   if isinstance(history_size, bool) or not isinstance(
     history_size, (numbers.Integral,)
   ):
@@ -94,25 +114,29 @@ def _validate(
       f"method must be one of {_order_stats.PERCENTILE_METHODS}, got "
       f"method={method!r}."
     )
-  if _is_static_number(warmup_steps):
-    if (
-      isinstance(warmup_steps, bool)
-      or np.ndim(warmup_steps) != 0
-      or int(warmup_steps) != warmup_steps
-      or warmup_steps < 0
+  steps_array = _concrete(warmup_steps)
+  if steps_array is not None and not (
+    _is_real_scalar(steps_array)
+    and np.isfinite(float(steps_array))
+    and float(steps_array) == int(steps_array)
+    and 0 <= int(steps_array) <= _MAX_INT32
+  ):
+    raise ValueError(
+      f"warmup_steps must be an integer in [0, {_MAX_INT32}], got "
+      f"warmup_steps={warmup_steps!r}."
+    )
+  norm_array = None if warmup_max_norm is None else _concrete(warmup_max_norm)
+  if norm_array is not None:
+    if not (
+      _is_real_scalar(norm_array)
+      and np.isfinite(float(norm_array))
+      and float(norm_array) > 0
     ):
-      raise ValueError(
-        "warmup_steps must be a non-negative integer, got "
-        f"warmup_steps={warmup_steps!r}."
-      )
-  if warmup_max_norm is not None and _is_static_number(warmup_max_norm):
-    value = float(np.asarray(warmup_max_norm))
-    if not (np.isfinite(value) and value > 0):
       raise ValueError(
         "warmup_max_norm must be a finite positive number or None, got "
         f"warmup_max_norm={warmup_max_norm!r}."
       )
-    if _is_static_number(warmup_steps) and warmup_steps == 0:
+    if steps_array is not None and int(steps_array) == 0:
       raise ValueError(
         f"warmup_max_norm={warmup_max_norm!r} has no effect with "
         "warmup_steps=0; set warmup_steps > 0 or drop warmup_max_norm."
@@ -147,11 +171,18 @@ def _leaf_groups(tree, group_labels) -> tuple[list[int], int]:
   return [index[label] for label in label_leaves], max(len(names), 1)
 
 
+def _abs_squared(x) -> jax.Array:
+  """``|x|^2`` elementwise, real (complex: ``re^2 + im^2``)."""
+  if jnp.iscomplexobj(x):
+    return jnp.square(x.real) + jnp.square(x.imag)
+  return jnp.square(x)
+
+
 def _squared_norm(leaves) -> jax.Array:
   total = jnp.zeros([], jnp.float32)
   for x in leaves:
     acc = jnp.promote_types(x.dtype, jnp.float32)
-    total = total + jnp.sum(jnp.square(x.astype(acc))).astype(jnp.float32)
+    total = total + jnp.sum(_abs_squared(x.astype(acc))).astype(jnp.float32)
   return total
 
 
@@ -163,7 +194,9 @@ def _rescaled_norm(leaves) -> jax.Array:
   safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
   scaled = jnp.zeros([], jnp.float32)
   for x in leaves:
-    scaled = scaled + jnp.sum(jnp.square(x.astype(jnp.float32) / safe_m))
+    scaled = scaled + jnp.sum(
+      jnp.square(jnp.abs(x).astype(jnp.float32) / safe_m)
+    )
   norm = safe_m * jnp.sqrt(scaled)
   norm = jnp.where(m == 0, 0.0, norm)
   return jnp.where(jnp.isposinf(m), jnp.inf, norm)
@@ -225,7 +258,10 @@ def autoclip(
   have been taken, it is the paper's unbounded history. The percentile is
   maintained incrementally (one removal and one insertion in a sorted copy of
   the window per step, no sort) and equals ``np.percentile(window, p,
-  method=method)`` up to float32 rounding; integer ``p`` gives exact ranks.
+  method=method)`` up to float32 rounding; integer ``p`` gives exact ranks
+  (for the discrete methods numpy's float64 virtual index can round to the
+  neighbouring order statistic where ``(n - 1) p / 100`` is an integer; the
+  rank here is the exact one). Complex updates use the modulus.
 
   ``p = 100`` never clips; ``p = 0`` clips every update to the smallest norm
   seen so far.
@@ -248,7 +284,10 @@ def autoclip(
   ``warmup_max_norm``) may be traced, e.g. under
   ``optax.inject_hyperparams(autoclip, static_args=("history_size",))(p=10.)``;
   a new ``p`` applies from the next step on. ``history_size`` sets array shapes
-  and must be static: list it in ``static_args``.
+  and must be static: list it in ``static_args``. Concrete values (Python
+  numbers or arrays, as ``inject_hyperparams`` passes at ``init``) are
+  validated; traced ones cannot be: a NaN ``p`` then clips nothing, and a
+  ``warmup_max_norm`` that is not finite and positive means no clipping.
 
   Beyond the paper (all off by default, so defaults are paper-exact):
 
@@ -321,6 +360,10 @@ def autoclip(
     """Order-statistics update of one group; returns (threshold, window)."""
     finite = jnp.isfinite(norm)
     window = _order_stats.push(window, jnp.where(finite, norm, 0.0), finite)
+    # Traced hyperparameters are not validated: p is held to [0, 100] by
+    # the percentile (a NaN p gives a NaN threshold, which clips nothing),
+    # and a warmup max norm that is not finite and positive means no
+    # clipping (never a negative factor, which would reverse the update).
     percentile = _order_stats.percentile_of_sorted(
       window.sorted, window.length, p, method
     )
@@ -328,7 +371,8 @@ def autoclip(
     if warmup_max_norm is None:
       fallback = jnp.float32(NO_CLIP)
     else:
-      fallback = jnp.asarray(warmup_max_norm, jnp.float32)
+      w = jnp.asarray(warmup_max_norm, jnp.float32)
+      fallback = jnp.where(jnp.isfinite(w) & (w > 0), w, NO_CLIP)
     threshold = jnp.where(in_warmup, fallback, threshold)
     return threshold.astype(jnp.float32), window
 

@@ -268,8 +268,56 @@ def test_group_labels_structure_mismatch_is_reported():
     ({"warmup_steps": 3, "warmup_max_norm": 0.0}, "warmup_max_norm=0.0"),
     ({"warmup_max_norm": 1.0}, "warmup_steps=0"),
     ({"group_labels": "per_layer"}, "group_labels='per_layer'"),
+    # Not numbers, or concrete jax arrays (checked like Python numbers).
+    ({"p": None}, "p=None"),
+    ({"p": "10"}, "p='10'"),
+    ({"p": [10.0]}, r"p=\[10.0\]"),
+    ({"p": jnp.asarray(150.0)}, "p=Array(150."),
+    ({"warmup_steps": None}, "warmup_steps=None"),
+    ({"warmup_steps": 2**31}, "warmup_steps=2147483648"),
+    (
+      {"warmup_steps": 3, "warmup_max_norm": jnp.asarray(-1.0)},
+      "warmup_max_norm=Array(-1.",
+    ),
   ],
 )
 def test_bad_arguments_raise_at_construction(kwargs, match):
   with pytest.raises(ValueError, match=match.replace("(", r"\(")):
     autoclip(**kwargs)
+
+
+def test_inject_hyperparams_validates_concrete_values_at_init():
+  tx = optax.inject_hyperparams(autoclip, static_args=("history_size",))
+  with pytest.raises(ValueError, match="p must be a number in"):
+    tx(p=150.0, history_size=8).init({"w": jnp.zeros(3)})
+
+
+def test_traced_bad_warmup_max_norm_never_reverses_the_update():
+  # Traced values are not validated; a non-positive max norm means no
+  # clipping, never a negative factor (gradient ascent).
+  tx = optax.inject_hyperparams(autoclip, static_args=("history_size",))(
+    p=10.0, history_size=8, warmup_steps=5, warmup_max_norm=1.0
+  )
+  state = tx.init({"w": jnp.zeros(3)})
+  update = jax.jit(tx.update)
+  for bad in (-1.0, 0.0, float("nan")):
+    state.hyperparams["warmup_max_norm"] = jnp.float32(bad)
+    u, state = update({"w": jnp.full(3, 3.0)}, state)
+    np.testing.assert_array_equal(u["w"], [3.0, 3.0, 3.0])
+
+
+@pytest.mark.parametrize("dtype", [jnp.complex64])
+def test_complex_updates_use_the_modulus(dtype):
+  # The norm of [3j, 4] is 5 (not Re(sum x^2) = -9 + 16); p = 0 clips the
+  # second step to the first step's norm.
+  tx = autoclip(p=0.0, history_size=4)
+  state = tx.init({"w": jnp.zeros(2, dtype)})
+  _, state = tx.update({"w": jnp.array([1.0, 0.0], dtype)}, state)
+  u, state = tx.update({"w": jnp.array([3j, 4.0], dtype)}, state)
+  assert float(state.grad_norm) == pytest.approx(5.0)
+  assert u["w"].dtype == dtype
+  np.testing.assert_allclose(u["w"], [0.6j, 0.8], rtol=1e-6)
+  # Tiny values take the rescaled path: the modulus there too.
+  tiny = jnp.array([3e-20j, 4e-20], dtype)
+  _, fresh = tx.update({"w": tiny}, tx.init({"w": jnp.zeros(2, dtype)}))
+  assert float(fresh.grad_norm) == pytest.approx(5e-20, rel=1e-5)

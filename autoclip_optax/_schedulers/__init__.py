@@ -29,7 +29,9 @@ checkpoints with orbax) exposing ``scale``, ``phase`` and the stopping signal
     epoch** pass ``epoch_end=True`` with ``value=<metric of that epoch>``, e.g.
     a validation loss; the epoch is closed before the call's updates are
     scaled, so every step of an epoch uses the same ``scale``. On other calls
-    pass ``epoch_end=False`` (``value`` is then ignored)::
+    pass ``epoch_end=False``; ``value`` is then not used but must still be
+    given (any scalar, e.g. the last metric: one signature for a jitted
+    step)::
 
       @jax.jit
       def train_step(params, state, batch, val_loss, epoch_end):
@@ -38,6 +40,7 @@ checkpoints with orbax) exposing ``scale``, ``phase`` and the stopping signal
                                     epoch_end=epoch_end)
         return optax.apply_updates(params, updates), state
 
+      val_loss = jnp.inf  # Not used before the first epoch ends.
       for epoch in range(max_epochs):
         for i, batch in enumerate(batches):
           params, state = train_step(params, state, batch, val_loss,
