@@ -219,16 +219,49 @@ def _robust_norm(leaves) -> jax.Array:
   )
 
 
-def _clip_leaf(x, inv_norm, threshold):
+# Power-of-two prescale (exact) for updates whose norm exceeds float32.
+_OVERFLOW_SCALE = 2.0**-64
+
+
+def _group_norm(leaves) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(norm, overflowed, inv_prescaled_norm)`` of one group of leaves.
+
+  ``norm`` is ``_robust_norm``. ``overflowed``: the norm is inf although every
+  entry is finite (it exceeds float32's range); ``inv_prescaled_norm`` is then
+  ``1 / ||leaves * _OVERFLOW_SCALE||`` (finite), else 1. The extra passes
+  run (``lax.cond``) only when the norm is inf: no cost on ordinary steps.
+  """
+  norm = _robust_norm(leaves)
+  if not leaves:
+    return norm, jnp.asarray(False), jnp.ones([], jnp.float32)
+
+  def check():
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    small = _robust_norm([x * _OVERFLOW_SCALE for x in leaves])
+    return finite, jnp.where(finite, 1.0 / small, 1.0).astype(jnp.float32)
+
+  def ordinary():
+    return jnp.asarray(False), jnp.ones([], jnp.float32)
+
+  overflowed, inv_small = jax.lax.cond(jnp.isposinf(norm), check, ordinary)
+  return norm, overflowed, inv_small
+
+
+def _clip_leaf(x, inv_norm, threshold, prescale=None):
   """``x * threshold / norm`` as ``(x * (1 / norm)) * threshold``.
 
   ``|x| / norm <= 1``, so neither factor over- or underflows unless the result
-  does; with both factors 1 (no clipping) the leaf is returned exactly.
+  does; with both factors 1 (no clipping) the leaf is returned exactly. With
+  ``prescale`` (for an update whose norm exceeds float32), ``x`` is scaled by
+  it first and ``inv_norm`` is the inverse of the prescaled norm.
   """
   acc = jnp.promote_types(x.dtype, jnp.float32)
-  return (
-    (x.astype(acc) * inv_norm.astype(acc)) * threshold.astype(acc)
-  ).astype(x.dtype)
+  scaled = x.astype(acc)
+  if prescale is not None:
+    scaled = scaled * prescale.astype(acc)
+  return ((scaled * inv_norm.astype(acc)) * threshold.astype(acc)).astype(
+    x.dtype
+  )
 
 
 def autoclip(
@@ -270,8 +303,10 @@ def autoclip(
   history and does not change any later threshold; its update passes through
   unchanged (still non-finite, so it is visible downstream), and the state
   stays finite (``grad_norm`` records the largest finite float32 and
-  ``num_nonfinite`` counts the step). To skip such steps, wrap the whole
-  chain:
+  ``num_nonfinite`` counts the step). An update whose entries are all finite
+  but whose norm exceeds float32's range is treated the same way except that
+  it is clipped to the threshold (computed on a power-of-two prescaled copy),
+  not passed through. To skip non-finite steps, wrap the whole chain:
 
     >>> import optax
     >>> from autoclip_optax import autoclip
@@ -380,16 +415,17 @@ def autoclip(
     del params, extra_args
     leaves, treedef = jax.tree.flatten(updates)
     leaf_group, num_groups = _leaf_groups(updates, group_labels)
-    norms = jnp.stack(
-      [
-        _robust_norm(
-          [x for x, gi in zip(leaves, leaf_group, strict=True) if gi == g]
-        )
-        for g in range(num_groups)
-      ]
+    per_group = [
+      _group_norm(
+        [x for x, gi in zip(leaves, leaf_group, strict=True) if gi == g]
+      )
+      for g in range(num_groups)
+    ]
+    norms, overflowed, inv_small = (
+      jnp.stack([group[i] for group in per_group]) for i in range(3)
     )
     if not grouped:
-      norms = norms[0]
+      norms, overflowed, inv_small = norms[0], overflowed[0], inv_small[0]
     window = _order_stats.Window(
       state.history,
       state.sorted_history,
@@ -401,18 +437,23 @@ def autoclip(
     threshold, window = step(norms, window, in_warmup)
 
     finite = jnp.isfinite(norms)
-    clipped = finite & (norms > threshold)
+    # An update of finite entries whose norm exceeds float32 (``overflowed``)
+    # stays out of the history like a non-finite one, but is clipped: its
+    # norm is above any threshold.
+    clipped = (finite & (norms > threshold)) | overflowed
     # Factors are exactly 1 where no clipping happens (no 0/0 for zero
     # updates); a clipped norm is > threshold >= 0, so 1 / norm is finite.
     inv_norm = jnp.where(clipped, 1.0 / jnp.where(clipped, norms, 1.0), 1.0)
+    inv_norm = jnp.where(overflowed, inv_small, inv_norm)
     factor = jnp.where(clipped, threshold, 1.0)
+    prescale = jnp.where(overflowed, _OVERFLOW_SCALE, 1.0).astype(jnp.float32)
     if grouped:
       new_leaves = [
-        _clip_leaf(x, inv_norm[gi], factor[gi])
+        _clip_leaf(x, inv_norm[gi], factor[gi], prescale[gi])
         for x, gi in zip(leaves, leaf_group, strict=True)
       ]
     else:
-      new_leaves = [_clip_leaf(x, inv_norm, factor) for x in leaves]
+      new_leaves = [_clip_leaf(x, inv_norm, factor, prescale) for x in leaves]
     new_state = AutoClipState(
       count=jnp.asarray(optax.safe_increment(state.count)),
       threshold=threshold,

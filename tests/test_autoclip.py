@@ -166,6 +166,25 @@ def test_nonfinite_update_passes_through_and_state_stays_finite():
     assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
 
 
+@pytest.mark.parametrize("group_labels", [None, "per_leaf"])
+def test_finite_update_with_a_norm_beyond_float32_is_clipped(group_labels):
+  # Every entry finite, the norm (4.2e38) is not representable: the step
+  # stays out of the history like a non-finite one but is clipped to the
+  # threshold, not passed through (apply_if_finite would accept it).
+  tx = autoclip(10.0, 8, group_labels=group_labels)
+  state = tx.init({"w": jnp.zeros(2)})
+  _, state = tx.update({"w": jnp.array([1.0, 1.0])}, state)
+  before = state
+  u, state = tx.update({"w": jnp.array([3e38, 3e38])}, state)
+  threshold = float(np.asarray(before.threshold).reshape(-1)[0])
+  np.testing.assert_allclose(
+    np.asarray(u["w"]), [threshold / np.sqrt(2)] * 2, rtol=1e-6
+  )
+  assert np.all(np.asarray(state.clipped))
+  assert np.all(np.asarray(state.num_nonfinite) == 1)
+  np.testing.assert_array_equal(state.sorted_history, before.sorted_history)
+
+
 def test_first_step_nonfinite_means_no_threshold_yet():
   tx = autoclip(10.0, 8)
   state = tx.init({"w": jnp.zeros(1)})
