@@ -186,8 +186,17 @@ def _squared_norm(leaves) -> jax.Array:
   return total
 
 
-def _rescaled_norm(leaves) -> jax.Array:
-  """Norm as ``m * ||g / m||`` with ``m = max |g|``: no over/underflow."""
+# Power-of-two prescale (exact) for updates whose norm exceeds float32.
+_OVERFLOW_SCALE = 2.0**-64
+
+_Norm = tuple[jax.Array, jax.Array, jax.Array]
+
+
+def _rescaled_norm(leaves) -> _Norm:
+  """Norm as ``m * ||g / m||`` with ``m = max |g|``: no over/underflow.
+
+  Returns ``_robust_norm``'s triple.
+  """
   m = jnp.zeros([], jnp.float32)
   for x in leaves:
     m = jnp.maximum(m, jnp.max(jnp.abs(x)).astype(jnp.float32))
@@ -197,54 +206,46 @@ def _rescaled_norm(leaves) -> jax.Array:
     scaled = scaled + jnp.sum(
       jnp.square(jnp.abs(x).astype(jnp.float32) / safe_m)
     )
-  norm = safe_m * jnp.sqrt(scaled)
+  root = jnp.sqrt(scaled)
+  norm = safe_m * root
   norm = jnp.where(m == 0, 0.0, norm)
-  return jnp.where(jnp.isposinf(m), jnp.inf, norm)
+  # Every entry finite (a NaN makes m NaN, an inf makes it inf), the norm
+  # beyond float32: 1 / (m * scale * root) = (1 / (m * scale)) / root, with
+  # m * scale is a normal float32 for any m whose norm can overflow.
+  overflowed = jnp.isfinite(m) & jnp.isposinf(norm)
+  inv_prescaled = jnp.where(
+    overflowed, (1.0 / (safe_m * _OVERFLOW_SCALE)) / root, 1.0
+  ).astype(jnp.float32)
+  return jnp.where(jnp.isposinf(m), jnp.inf, norm), overflowed, inv_prescaled
 
 
-def _robust_norm(leaves) -> jax.Array:
+def _robust_norm(leaves) -> _Norm:
   """Global L2 norm of ``leaves`` in float32, safe for huge and tiny values.
 
   The plain sum of squares is used when it is representable; otherwise (it
   overflowed, or underflowed below float32's range) the norm is recomputed with
   the gradient rescaled by its largest magnitude. NaN entries give NaN and inf
   entries give inf.
+
+  Returns:
+    ``(norm, overflowed, inv_prescaled_norm)``: ``overflowed`` when every entry
+    is finite but the norm exceeds float32 (``norm`` is then inf), and
+    ``inv_prescaled_norm`` is ``1 / ||leaves * _OVERFLOW_SCALE||`` then
+    (finite), else 1. One pass over the leaves on ordinary steps.
   """
   if not leaves:
-    return jnp.zeros([], jnp.float32)
+    return (
+      jnp.zeros([], jnp.float32),
+      jnp.asarray(False),
+      jnp.ones([], jnp.float32),
+    )
   squared = _squared_norm(leaves)
   needs_rescale = (~jnp.isfinite(squared)) | (squared < _SMALL_SQUARED_NORM)
   return jax.lax.cond(
-    needs_rescale, lambda: _rescaled_norm(leaves), lambda: jnp.sqrt(squared)
+    needs_rescale,
+    lambda: _rescaled_norm(leaves),
+    lambda: (jnp.sqrt(squared), jnp.asarray(False), jnp.ones([], jnp.float32)),
   )
-
-
-# Power-of-two prescale (exact) for updates whose norm exceeds float32.
-_OVERFLOW_SCALE = 2.0**-64
-
-
-def _group_norm(leaves) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """``(norm, overflowed, inv_prescaled_norm)`` of one group of leaves.
-
-  ``norm`` is ``_robust_norm``. ``overflowed``: the norm is inf although every
-  entry is finite (it exceeds float32's range); ``inv_prescaled_norm`` is then
-  ``1 / ||leaves * _OVERFLOW_SCALE||`` (finite), else 1. The extra passes
-  run (``lax.cond``) only when the norm is inf: no cost on ordinary steps.
-  """
-  norm = _robust_norm(leaves)
-  if not leaves:
-    return norm, jnp.asarray(False), jnp.ones([], jnp.float32)
-
-  def check():
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-    small = _robust_norm([x * _OVERFLOW_SCALE for x in leaves])
-    return finite, jnp.where(finite, 1.0 / small, 1.0).astype(jnp.float32)
-
-  def ordinary():
-    return jnp.asarray(False), jnp.ones([], jnp.float32)
-
-  overflowed, inv_small = jax.lax.cond(jnp.isposinf(norm), check, ordinary)
-  return norm, overflowed, inv_small
 
 
 def _clip_leaf(x, inv_norm, threshold, prescale=None):
@@ -416,7 +417,7 @@ def autoclip(
     leaves, treedef = jax.tree.flatten(updates)
     leaf_group, num_groups = _leaf_groups(updates, group_labels)
     per_group = [
-      _group_norm(
+      _robust_norm(
         [x for x, gi in zip(leaves, leaf_group, strict=True) if gi == g]
       )
       for g in range(num_groups)
