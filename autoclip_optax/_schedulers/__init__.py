@@ -13,6 +13,9 @@ after the optimizer like :func:`optax.contrib.reduce_on_plateau`::
 :class:`EpochSchedulerState` (scalar arrays only, so it works under ``jit`` and
 checkpoints with orbax) exposing ``scale``, ``phase`` and the stopping signal
 ``stop``; :func:`should_stop` finds ``stop`` anywhere in an optimizer state.
+Their hyperparameters (``factor``, ``patience``, ``period``, ...) fix the
+schedule's structure and are checked as Python numbers when the scheduler is
+made; under :func:`optax.inject_hyperparams` list them in ``static_args``.
 
 **Epochs.** The rules act at epoch ends. Two ways to mark them:
 
