@@ -68,6 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
     help="Adam's peak lr (default: the preset's, e.g. tiny 2e-3, 3e-3 for "
     "dc / wkm)",
   )
+  add(
+    "--warmup-steps",
+    type=int,
+    default=None,
+    help="linear learning-rate warm-up steps (default: the preset's)",
+  )
+  add(
+    "--lr-decay",
+    default=None,
+    choices=configs.LR_DECAYS,
+    help="after the warm-up: cosine decay to --lr-final-fraction x lr over "
+    "the run, or none (default: the preset's; a cosine run's schedule "
+    "depends on --steps, so it cannot be extended by --resume --steps)",
+  )
+  add(
+    "--lr-final-fraction",
+    type=float,
+    default=None,
+    help="the cosine decay's final lr as a fraction of the peak (preset)",
+  )
+  add("--adam-b2", type=float, default=None, help="Adam's beta2 (preset)")
+  add(
+    "--checkpoint-every",
+    type=positive_int,
+    default=None,
+    help="steps between orbax checkpoints (default: the preset's, or the "
+    "run's length if shorter)",
+  )
   add("--seed", type=int, default=0)
   add("--data", default="synthetic", help=f"one of {configs.DATASETS}")
   add("--data-root", default=None, help="root of wsj0-2mix / Libri2Mix")

@@ -531,6 +531,23 @@ def test_resume_with_more_steps_restores_the_shrunk_cadence(data):
   assert resumed("--num-test", "3").eval_every == 100
 
 
+def test_optimizer_and_checkpoint_fields_have_flags():
+  parser = cli.build_parser()
+  argv = ["--workdir", "w", "--warmup-steps", "0", "--lr-decay", "none"]
+  argv += ["--lr-final-fraction", "0.5", "--adam-b2", "0.99"]
+  argv += ["--checkpoint-every", "250"]
+  config = cli.config_from_args(parser.parse_args(argv))
+  assert (config.warmup_steps, config.lr_decay) == (0, "none")
+  assert (config.lr_final_fraction, config.adam_b2) == (0.5, 0.99)
+  assert config.checkpoint_every == 250
+  preset = configs.get_config("tiny")
+  default = cli.config_from_args(parser.parse_args(["--workdir", "w"]))
+  for field in ("warmup_steps", "lr_decay", "adam_b2", "checkpoint_every"):
+    assert getattr(default, field) == getattr(preset, field), field
+  with pytest.raises(ValueError, match="adam_b2=1.5"):
+    cli.config_from_args(parser.parse_args([*argv[:2], "--adam-b2", "1.5"]))
+
+
 def test_class_reweighting_takes_class_labelled_mixtures():
   parser = cli.build_parser()
   argv = ["--workdir", "w", "--reweight", "class", "--class-gammas", "1,2"]
