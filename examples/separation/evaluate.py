@@ -34,7 +34,7 @@ Writes
   ``sdr_db``, ``sdri_db``, ...), ``num_utterances``, and descriptions of the
   model, the data and the metrics;
 * ``OUT/examples/``: the first ``--num-wavs`` utterances' mixture, estimates
-  and references as wav files.
+  and references as wav files (replacing an earlier evaluation's there).
 
 ``--estimates DIR`` scores precomputed estimates instead of a model's (any
 system's, e.g. asteroid's): ``DIR/<name>_s1.wav`` and ``DIR/<name>_s2.wav``
@@ -452,7 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   }
   evaluation.write_csv(result.rows, workdir / CSV_FILE)
   if result.examples:
-    evaluation.write_examples(result.examples, workdir / "examples", rate)
+    # An earlier evaluation's examples in this workdir are replaced.
+    evaluation.write_examples(
+      result.examples, workdir / "examples", rate, replace=True
+    )
   evaluation.write_json(summary, workdir / SUMMARY_FILE)
   keys = (
     "num_utterances",

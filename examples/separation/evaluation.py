@@ -587,8 +587,19 @@ def write_wav(
     tmp.unlink(missing_ok=True)
 
 
+_EXAMPLE_PATTERNS = (
+  "*_mix.wav",
+  "*_s[0-9]_estimate.wav",
+  "*_s[0-9]_reference.wav",
+)
+
+
 def write_examples(
-  examples: Iterable[tuple], directory: os.PathLike, sample_rate: int
+  examples: Iterable[tuple],
+  directory: os.PathLike,
+  sample_rate: int,
+  *,
+  replace: bool = False,
 ) -> list[pathlib.Path]:
   """Writes ``(name, mix, estimates, references)`` tuples as wav files.
 
@@ -596,11 +607,22 @@ def write_examples(
   ``{name}_s{j}_reference.wav`` (estimates in the references' order), each
   peak-normalised to 0.9 (the references with the mixture's gain).
 
+  Args:
+    examples: the tuples.
+    directory: where the files go (created).
+    sample_rate: of the signals.
+    replace: first delete the files of this naming already in
+      ``directory`` (an earlier run's examples; other files are kept).
+
   Returns:
     The paths written.
   """
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
+  if replace:
+    for pattern in _EXAMPLE_PATTERNS:
+      for old in directory.glob(pattern):
+        old.unlink(missing_ok=True)
   written = []
   for name, mix, estimates, references in examples:
     stem = str(name).replace(os.sep, "_")

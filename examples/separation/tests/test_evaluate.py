@@ -328,6 +328,28 @@ def test_precomputed_estimates_score_as_the_model_does(
   assert code == 2 and "--model" in err.strip().splitlines()[-1], err
 
 
+def test_a_new_evaluation_replaces_the_earlier_examples(
+  tmp_path, tiny_model, capsys
+):
+  root = tmp_path / "wsj"
+  wsj_trees.tiny_wsj_tree(root, names=("a", "b", "c"))
+  out = tmp_path / "eval"
+  argv = ["--model", str(tiny_model.exported), "--data", "wsj0-2mix"]
+  argv += ["--data-root", str(root), "--extra-metrics", "none", "--no-sdr"]
+  argv += ["--workdir", str(out)]
+  assert _run([*argv, "--num-wavs", "3"], capsys)[0] == 0
+  (out / "examples" / "notes.txt").write_text("mine")
+  assert _run([*argv, "--num-wavs", "1"], capsys)[0] == 0
+  assert sorted(p.name for p in (out / "examples").iterdir()) == [
+    "a_mix.wav",
+    "a_s1_estimate.wav",
+    "a_s1_reference.wav",
+    "a_s2_estimate.wav",
+    "a_s2_reference.wav",
+    "notes.txt",
+  ]
+
+
 def test_evaluate_reads_16_khz_data_with_sample_rate(
   tmp_path, tiny_model, capsys
 ):
