@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
   add(
     "--chunk-seconds",
     type=_positive_seconds,
+    metavar="S",
     default=None,
     help="separate in overlapping chunks of this length (default: whole "
     "utterances)",
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
   add(
     "--overlap-seconds",
     type=_positive_seconds,
+    metavar="S",
     default=None,
     help="overlap of chunks, with --chunk-seconds (default 2)",
   )

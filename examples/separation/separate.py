@@ -475,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     "inputs",
     nargs="+",
     metavar="FILE_OR_DIR",
-    help="wav/flac/ogg files, or folders of them",
+    help="audio files (wav, flac, ogg/opus, aiff, mp3 where libsndfile "
+    "reads it; any rate and channels), or folders of them",
   )
   add(
     "--model",
@@ -493,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
   add(
     "--chunk-seconds",
     type=_nonnegative_float,
+    metavar="S",
     default=separator_lib.DEFAULT_CHUNK_SECONDS,
     help="separate longer inputs in chunks of this many seconds "
     "(default %(default)s; 0: whole files)",
@@ -500,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
   add(
     "--overlap-seconds",
     type=_nonnegative_float,
+    metavar="S",
     default=separator_lib.DEFAULT_OVERLAP_SECONDS,
     help="overlap of consecutive chunks, crossfaded (default %(default)s)",
   )
