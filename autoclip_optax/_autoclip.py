@@ -209,8 +209,8 @@ def _rescaled_norm(leaves) -> _Norm:
   root = jnp.sqrt(scaled)
   norm = safe_m * root
   norm = jnp.where(m == 0, 0.0, norm)
-  # Every entry finite (a NaN makes m NaN, an inf makes it inf), the norm
-  # beyond float32: 1 / (m * scale * root) = (1 / (m * scale)) / root, with
+  # Every entry finite (a NaN makes m NaN, an inf makes it inf) and the norm
+  # beyond float32: 1 / (m * scale * root) = (1 / (m * scale)) / root, where
   # m * scale is a normal float32 for any m whose norm can overflow.
   overflowed = jnp.isfinite(m) & jnp.isposinf(norm)
   inv_prescaled = jnp.where(

@@ -407,6 +407,35 @@ def train_reporting_errors(
     return None, 130
 
 
+def check_directory(flag: str, path) -> None:
+  """Raises ValueError naming ``flag`` unless ``path`` is a directory."""
+  if not os.path.isdir(path):
+    raise ValueError(f"{flag} {path!r} does not exist or is not a directory")
+
+
+def _finite_float(text: str, *, positive: bool) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+  ok = value > 0 if positive else value >= 0
+  if not ok or value == float("inf"):  # NaN: not ok.
+    raise argparse.ArgumentTypeError(
+      f"must be a finite number {'>' if positive else '>='} 0, got {text}"
+    )
+  return value
+
+
+def nonnegative_float(text: str) -> float:
+  """``argparse`` type: a finite number >= 0."""
+  return _finite_float(text, positive=False)
+
+
+def positive_float(text: str) -> float:
+  """``argparse`` type: a finite number > 0."""
+  return _finite_float(text, positive=True)
+
+
 def positive_int(text: str) -> int:
   """``argparse`` type: an integer >= 1."""
   try:
@@ -498,14 +527,10 @@ def main(argv=None) -> int:
         + (f", except {flags} from the command line" if flags else ""),
         file=sys.stderr,
       )
-    if config.data != "synthetic" and not os.path.isdir(config.data_root):
-      raise ValueError(
-        f"--data-root {config.data_root!r} does not exist or is not a directory"
-      )
-    if config.init_from is not None and not os.path.isdir(config.init_from):
-      raise ValueError(
-        f"--init-from {config.init_from!r} does not exist or is not a directory"
-      )
+    if config.data != "synthetic":
+      check_directory("--data-root", config.data_root)
+    if config.init_from is not None:
+      check_directory("--init-from", config.init_from)
     check_workdir(args.workdir)
   except ValueError as e:
     parser.exit(2, f"error: {_flag_message(str(e))}\n")

@@ -14,7 +14,6 @@ continues from its last checkpoint. The summary goes to
 
 import argparse
 import json
-import os
 import sys
 
 from examples.separation import cli
@@ -251,10 +250,8 @@ def main(argv=None) -> int:
     for runs in plan.values():
       for config in runs.values():
         configs.validate(config)
-    if args.data != "synthetic" and not os.path.isdir(args.data_root):
-      raise ValueError(
-        f"--data-root {args.data_root!r} does not exist or is not a directory"
-      )
+    if args.data != "synthetic":
+      cli.check_directory("--data-root", args.data_root)
     workdir = cli.check_workdir(args.workdir)
   except ValueError as e:
     parser.exit(2, f"error: {cli._flag_message(str(e))}\n")  # pylint: disable=protected-access

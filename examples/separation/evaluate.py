@@ -85,16 +85,6 @@ SUMMARY_FILE = "summary.json"
 CSV_FILE = "per_utterance.csv"
 
 
-def _positive_seconds(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-  if not 0 < value < float("inf"):
-    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-  return value
-
-
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
     prog="python -m examples.separation.evaluate",
@@ -152,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add(
     "--chunk-seconds",
-    type=_positive_seconds,
+    type=cli.positive_float,
     metavar="S",
     default=None,
     help="separate in overlapping chunks of this length (default: whole "
@@ -160,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add(
     "--overlap-seconds",
-    type=_positive_seconds,
+    type=cli.positive_float,
     metavar="S",
     default=None,
     help="overlap of chunks, with --chunk-seconds (default 2)",
@@ -280,10 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data != "synthetic":
       if args.data_root is None:
         raise ValueError(f"--data {args.data} needs --data-root ROOT")
-      if not os.path.isdir(args.data_root):
-        raise ValueError(
-          f"--data-root {args.data_root!r} does not exist or is not a directory"
-        )
+      cli.check_directory("--data-root", args.data_root)
     if args.estimates is not None:
       if args.data == "synthetic":
         raise ValueError(
@@ -304,10 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(
           f"--estimates scores files; {', '.join(used)} would not be used"
         )
-      if not os.path.isdir(args.estimates):
-        raise ValueError(
-          f"--estimates {args.estimates!r} does not exist or is not a directory"
-        )
+      cli.check_directory("--estimates", args.estimates)
     if args.sample_rate is not None and args.data == "synthetic":
       raise ValueError(
         "--sample-rate is for real data; synthetic mixtures are 8 kHz"

@@ -168,11 +168,13 @@ def output_paths(
 ) -> list[pathlib.Path]:
   """What ``separate_file`` writes for ``path``: ``OUT/<stem>_s1.wav``,
   ``OUT/<stem>_s2.wav`` and, with ``plot``, ``OUT/<stem>_spectrograms.png``."""
-  stem, out = pathlib.Path(path).stem, pathlib.Path(output_dir)
-  names = [f"{stem}_s{j + 1}.wav" for j in range(2)]
+  from examples.separation import evaluation  # pylint: disable=import-outside-toplevel
+
+  stem = pathlib.Path(path).stem
+  paths = evaluation.estimate_paths(output_dir, stem)  # What evaluate reads.
   if plot:
-    names.append(f"{stem}_spectrograms.png")
-  return [out / name for name in names]
+    paths.append(pathlib.Path(output_dir) / f"{stem}_spectrograms.png")
+  return paths
 
 
 def plan_outputs(
@@ -431,18 +433,6 @@ def separate_file(
 # ----------------------------------------------------------------------------
 
 
-def _nonnegative_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-  if not value >= 0 or value == float("inf"):
-    raise argparse.ArgumentTypeError(
-      f"must be a finite number >= 0, got {text}"
-    )
-  return value
-
-
 def check_chunk_flags(
   chunk_seconds: float | None, overlap_seconds: float
 ) -> None:
@@ -463,6 +453,7 @@ def check_chunk_flags(
 
 
 def build_parser() -> argparse.ArgumentParser:
+  from examples.separation import cli  # pylint: disable=import-outside-toplevel
   from examples.separation import separator as separator_lib  # pylint: disable=import-outside-toplevel
 
   parser = argparse.ArgumentParser(
@@ -493,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add(
     "--chunk-seconds",
-    type=_nonnegative_float,
+    type=cli.nonnegative_float,
     metavar="S",
     default=separator_lib.DEFAULT_CHUNK_SECONDS,
     help="separate longer inputs in chunks of this many seconds "
@@ -501,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   add(
     "--overlap-seconds",
-    type=_nonnegative_float,
+    type=cli.nonnegative_float,
     metavar="S",
     default=separator_lib.DEFAULT_OVERLAP_SECONDS,
     help="overlap of consecutive chunks, crossfaded (default %(default)s)",

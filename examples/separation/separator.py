@@ -62,6 +62,7 @@ import datetime
 import itertools
 import json
 import math
+import numbers
 import os
 import pathlib
 from collections.abc import Callable, Sequence
@@ -379,7 +380,7 @@ def check_chunking(
     ("overlap_seconds", overlap_seconds),
   ):
     if value is not None and not (
-      isinstance(value, int | float) and math.isfinite(value)
+      isinstance(value, numbers.Real) and math.isfinite(value)
     ):
       raise ValueError(f"{name} must be a finite number, got {value!r}")
   overlap = int(round(overlap_seconds * SAMPLE_RATE))

@@ -1112,10 +1112,7 @@ def _check_data(data: str, root: str | None) -> None:
     return
   if root is None:
     raise ValueError(f"--data {data} needs --data-root ROOT")
-  if not os.path.isdir(root):
-    raise ValueError(
-      f"--data-root {root!r} does not exist or is not a directory"
-    )
+  cli.check_directory("--data-root", root)
   from examples.separation import data as data_lib  # pylint: disable=import-outside-toplevel
 
   for split in ("train", "test"):

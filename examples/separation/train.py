@@ -782,7 +782,6 @@ def _train_and_evaluate(
           f"non-finite loss {loss} at step {done} (loss={config.loss}, "
           f"clip={config.clip}); stopping instead of training through it"
         )
-
       stop = bool(np.asarray(logs.get("stop", False)))
       last = done == config.steps or stop  # Log and validate the last step.
       if step_callback is not None:
